@@ -1,0 +1,1 @@
+"""attacks: privacy attacks on synthetic data (membership, attribute inference, linkability)."""

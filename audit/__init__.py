@@ -1,0 +1,1 @@
+"""audit: splitting, scoring and orchestration; audit.tracking is the only MLflow user."""

@@ -1,0 +1,261 @@
+"""MLflow tracking: the only module in synthguard that imports mlflow.
+
+Conventions:
+
+- Store: ``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<absolute cwd>/mlflow.db`` (absolute, so
+  notebooks and the CLI in the same folder share one store).
+- Runs are addressed by explicit run id through ``MlflowClient``; no global active run, so workers
+  and threads cannot log into the wrong run. A run that raises ends FAILED; one interrupted
+  (Ctrl-C) ends KILLED; whatever was logged before stays.
+- Metric names are grouped: ``fidelity.*``, ``utility.*``, ``privacy.*``, ``cost.*``.
+- Never real rows: datasets are logged by name, digest, row count and column kinds only; the
+  ``identity`` model and its output are never logged; generator models are logged as
+  ``mlflow.pyfunc`` models holding per-column summaries, not rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.entities import (
+    Dataset,
+    DatasetInput,
+    InputTag,
+    LoggedModelOutput,
+    Metric,
+    Param,
+    RunStatus,
+)
+from mlflow.models.signature import ModelSignature
+from mlflow.tracking import MlflowClient
+from mlflow.types.schema import ParamSchema, ParamSpec
+
+from synth.errors import SynthguardError
+from synth.generators import FittedGenerator
+
+DEFAULT_EXPERIMENT = "synthguard"
+_PARAM_LIMIT = 6000
+_BATCH = 900  # MLflow accepts at most 1000 entries per log_batch call
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+def tracking_uri() -> str:
+    """The store every synthguard command and notebook uses unless told otherwise."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd().resolve()}/mlflow.db"
+
+
+def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested mappings to dotted keys with text values (MLflow params are text)."""
+    out: dict[str, str] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, prefix=f"{name}."))
+        elif isinstance(value, tuple | list):
+            out[name] = ",".join(map(str, value))
+        else:
+            out[name] = str(value)
+    return out
+
+
+class Tracker:
+    """Opens runs in one experiment of one store."""
+
+    def __init__(self, uri: str | None = None, experiment: str = DEFAULT_EXPERIMENT):
+        self.uri = uri or tracking_uri()
+        self.client = MlflowClient(tracking_uri=self.uri)
+        try:
+            found = self.client.get_experiment_by_name(experiment)
+            self.experiment_id = (
+                found.experiment_id
+                if found is not None
+                else self.client.create_experiment(
+                    experiment,
+                    # open on "Model training" in the MLflow UI, not the GenAI overview
+                    tags={"mlflow.experimentKind": "custom_model_development"},
+                )
+            )
+        except mlflow.exceptions.MlflowException as error:
+            first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise SynthguardError(f"cannot open MLflow store {self.uri!r}: {first}") from None
+
+    @contextlib.contextmanager
+    def run(self, name: str, *, tags: Mapping[str, str] | None = None) -> Iterator[Run]:
+        """A run that ends FINISHED, FAILED (on error) or KILLED (on Ctrl-C)."""
+        created = self.client.create_run(
+            self.experiment_id, run_name=name, tags={k: str(v) for k, v in (tags or {}).items()}
+        )
+        run = Run(self, created.info.run_id)
+        try:
+            yield run
+        except KeyboardInterrupt:
+            self.client.set_terminated(run.run_id, status=RunStatus.to_string(RunStatus.KILLED))
+            raise
+        except BaseException:
+            self.client.set_terminated(run.run_id, status=RunStatus.to_string(RunStatus.FAILED))
+            raise
+        self.client.set_terminated(run.run_id, status=RunStatus.to_string(RunStatus.FINISHED))
+
+
+class Run:
+    """Logging into one run by explicit id."""
+
+    def __init__(self, tracker: Tracker, run_id: str):
+        self.tracker, self.run_id = tracker, run_id
+        self.client = tracker.client
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        flat = flatten(params)
+        entries = [Param(k, v[:_PARAM_LIMIT]) for k, v in flat.items()]
+        for start in range(0, len(entries), _BATCH):
+            self.client.log_batch(self.run_id, params=entries[start : start + _BATCH])
+
+    def log_metrics(self, metrics: Mapping[str, float], *, step: int = 0) -> None:
+        import time
+
+        now = int(time.time() * 1000)
+        entries = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        for start in range(0, len(entries), _BATCH):
+            self.client.log_batch(self.run_id, metrics=entries[start : start + _BATCH])
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, str(value))
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def log_json(self, value: Any, artifact_file: str) -> None:
+        self.log_text(json.dumps(value, indent=2, sort_keys=True, default=str), artifact_file)
+
+    def log_table(self, frame: pd.DataFrame, artifact_file: str) -> None:
+        """Log a *synthetic* table as Parquet. Callers must never pass real rows."""
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / Path(artifact_file).name
+            frame.to_parquet(path, index=False)
+            parent = str(Path(artifact_file).parent)
+            self.log_artifact(path, None if parent == "." else parent)
+
+    def log_dataset(
+        self, *, name: str, digest: str, kinds: Mapping[str, str], rows: int, context: str
+    ) -> None:
+        """Dataset lineage by name, digest, size and column kinds: no values."""
+        schema = json.dumps({"mlflow_colspec": [{"name": k, "type": v} for k, v in kinds.items()]})
+        dataset = Dataset(
+            name=name,
+            digest=digest[:36],
+            source_type="local",
+            source=json.dumps({"name": name}),
+            schema=schema,
+            profile=json.dumps({"num_rows": rows, "num_columns": len(kinds)}),
+        )
+        self.client.log_inputs(
+            self.run_id,
+            datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])],
+        )
+
+    def log_generator(self, model: FittedGenerator, name: str = "generator") -> str:
+        """Log the fitted generator as an ``mlflow.pyfunc`` model; returns its model id.
+
+        ``predict(None, params={"num_rows": n, "seed": s})`` samples. Refuses models that are
+        the training data (``identity``).
+        """
+        if model.spec.releases_real_rows:
+            raise SynthguardError(
+                f"generator {model.spec.name!r} holds the training rows; it is never logged"
+            )
+        logged = self.client.create_logged_model(
+            self.tracker.experiment_id,
+            name=name,
+            source_run_id=self.run_id,
+            tags={"synthguard.generator": model.spec.name},
+        )
+        try:
+            with tempfile.TemporaryDirectory() as folder:
+                pickled = Path(folder) / "generator.pkl"
+                pickled.write_bytes(model.dumps())
+                target = Path(folder) / "model"
+                with _quiet_mlflow():
+                    mlflow.pyfunc.save_model(
+                        str(target),
+                        python_model=SamplingModel(),
+                        artifacts={"generator": str(pickled)},
+                        signature=ModelSignature(
+                            params=ParamSchema(
+                                [ParamSpec("num_rows", "long", 1000), ParamSpec("seed", "long", 0)]
+                            )
+                        ),
+                        code_paths=[str(_ROOT / "synth"), str(_ROOT / "audit")],
+                        pip_requirements=_requirements(model),
+                    )
+                self.client.log_model_artifacts(logged.model_id, str(target))
+        except BaseException:
+            self.client.finalize_logged_model(logged.model_id, "FAILED")
+            raise
+        self.client.finalize_logged_model(logged.model_id, "READY")
+        self.client.log_outputs(self.run_id, [LoggedModelOutput(logged.model_id, step=0)])
+        return logged.model_id
+
+
+class SamplingModel(mlflow.pyfunc.PythonModel):
+    """pyfunc wrapper whose ``predict`` samples a synthetic table."""
+
+    def load_context(self, context: Any) -> None:
+        self._model = FittedGenerator.load(context.artifacts["generator"], trusted=True)
+
+    def predict(self, context, model_input, params=None):  # untyped: MLflow reads hints as schema
+        params = params or {}
+        return self._model.sample(
+            int(params.get("num_rows", 1000)), seed=int(params.get("seed", 0))
+        )
+
+
+def load_generator(model_uri: str) -> Any:
+    """Load a logged generator (``models:/<id>`` or a registered ``models:/<name>/<version>``)."""
+    return mlflow.pyfunc.load_model(model_uri)
+
+
+def _requirements(model: FittedGenerator) -> list[str]:
+    names = ["numpy", "pandas", "cloudpickle", "pyarrow", "tomli-w", *model.spec.requires]
+    out = []
+    for name in names:
+        try:
+            out.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            out.append(name)
+    return out
+
+
+@contextlib.contextmanager
+def _quiet_mlflow() -> Iterator[None]:
+    """Silence MLflow's advice about input examples and type hints while saving our pyfunc."""
+    import logging
+    import warnings
+
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    bar = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+        if bar is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = bar

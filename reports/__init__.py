@@ -1,0 +1,1 @@
+"""reports: HTML and Markdown rendering of audit results, and their plots."""

@@ -1,0 +1,353 @@
+"""Generator protocol, the shared encode/decode layer, fitted models and reference generators.
+
+A generator is a frozen spec of hyper-parameters; ``fit(data, schema, seed=...)`` returns a new
+:class:`FittedGenerator` that samples, saves and loads. Every generator sees the same *encoded*
+table: numerical columns as float64 (datetimes as seconds since the epoch) and categorical
+columns as text (booleans as ``"True"``/``"False"``), with missing values as NaN/None. Columns
+with fewer than two distinct values (constant or all-missing) are not modelled at all: the codec
+replays them with their missing-value rate. Decoding restores types, rounds integer columns and
+clips to the schema's bounds, so every sample lies inside the schema's domain.
+
+The two reference generators calibrate every audit:
+
+- ``identity`` releases the training rows themselves: the privacy ceiling every attack must catch.
+- ``independent`` samples each column's marginal alone, so records carry no joint signal.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import pickle
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import pandas as pd
+
+from synth.errors import DataError, ParamError, SynthguardError
+from synth.runtime import limited_threads, seeded
+from synth.schema import Schema
+
+Progress = Callable[[int, int], None]
+"""Called with (done, total) units of fitting work, e.g. epochs."""
+
+_MODEL_FORMAT = "synthguard-model"
+_MODEL_VERSION = 1
+
+
+class Generator(Protocol):
+    """A frozen spec of hyper-parameters; no data, no state."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    releases_real_rows: ClassVar[bool]
+
+    def fit(
+        self,
+        data: pd.DataFrame,
+        schema: Schema,
+        *,
+        seed: int,
+        threads: int = 1,
+        progress: Progress | None = None,
+    ) -> FittedGenerator: ...
+
+    def params(self) -> dict[str, Any]: ...
+
+
+# ---- encoding --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Codec:
+    """What decoding needs to know about the training table besides the model itself.
+
+    ``replayed`` maps each constant or all-missing column to (its value or None, missing share);
+    ``labels`` maps each categorical column's text form back to its original value. Both hold
+    per-column facts (a category list, a rate), never rows.
+    """
+
+    schema: Schema
+    modelled: dict[str, str]
+    replayed: dict[str, tuple[Any, float]]
+    labels: dict[str, dict[str, Any]]
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, schema: Schema) -> Codec:
+        modelled: dict[str, str] = {}
+        replayed: dict[str, tuple[Any, float]] = {}
+        labels: dict[str, dict[str, Any]] = {}
+        for column in schema.columns:
+            values = frame[column.name]
+            present = values.dropna()
+            if present.nunique() < 2:
+                constant = present.iloc[0] if len(present) else None
+                replayed[column.name] = (_plain(constant), float(values.isna().mean()))
+                continue
+            if column.kind in ("numerical", "datetime"):
+                modelled[column.name] = "numerical"
+            else:
+                modelled[column.name] = "categorical"
+                labels[column.name] = {str(v): _plain(v) for v in present.unique()}
+        return cls(schema, modelled, replayed, labels)
+
+    def encode(self, frame: pd.DataFrame) -> pd.DataFrame:
+        out = {}
+        for name, kind in self.modelled.items():
+            values = frame[name]
+            if self.schema[name].kind == "datetime":
+                out[name] = _datetime_to_seconds(values)
+            elif kind == "numerical":
+                out[name] = values.astype("float64")
+            else:
+                out[name] = values.astype(object).map(lambda v: None if _missing(v) else str(v))
+        return pd.DataFrame(out).reset_index(drop=True)
+
+    def decode(self, encoded: pd.DataFrame, n: int, *, seed: int) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        out = {}
+        for column in self.schema.columns:
+            name = column.name
+            if name in self.replayed:
+                value, missing_share = self.replayed[name]
+                values = pd.Series([value] * n, dtype=object)
+                if value is not None and missing_share > 0:
+                    values[rng.random(n) < missing_share] = None
+            else:
+                values = encoded[name].reset_index(drop=True)
+            out[name] = self._typed(column.name, values)
+        return pd.DataFrame(out, index=pd.RangeIndex(n))
+
+    def _typed(self, name: str, values: pd.Series) -> pd.Series:
+        column = self.schema[name]
+        if column.kind in ("numerical", "datetime"):
+            numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+            lower, upper = column.bounds()
+            numbers = numbers.clip(lower=lower, upper=upper)
+            if column.kind == "datetime":
+                return _seconds_to_datetime(numbers)
+            if column.dtype == "int":
+                return numbers.round().astype("Int64")
+            return numbers
+        if column.kind == "boolean":
+            typed = values.map(lambda v: pd.NA if _missing(v) else str(v) == "True")
+            return typed.astype("boolean")
+        labels = self.labels.get(name, {})
+        return values.map(lambda v: None if _missing(v) else labels.get(str(v), v)).astype(object)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return value
+
+
+def _datetime_to_seconds(values: pd.Series) -> pd.Series:
+    stamps = values.astype("datetime64[ns]")
+    nanos = stamps.astype("int64").astype("float64")
+    return (nanos / 1e9).where(stamps.notna())
+
+
+def _seconds_to_datetime(seconds: pd.Series) -> pd.Series:
+    nanos = (seconds * 1e9).round()
+    out = pd.to_datetime(nanos.astype("Int64"), unit="ns")
+    return out.astype("datetime64[ns]")
+
+
+# ---- the generator base and the fitted model -----------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class BaseGenerator:
+    """Shared fit/sample plumbing; subclasses implement ``_fit`` and ``_sample`` on encoded data."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    releases_real_rows: ClassVar[bool] = False
+    requires: ClassVar[tuple[str, ...]] = ()
+    """Distributions a logged model needs to load elsewhere, beyond numpy and pandas."""
+
+    def params(self) -> dict[str, Any]:
+        """The spec as flat name -> value pairs (tuples kept), for logging."""
+        return asdict(self)
+
+    def fit(
+        self,
+        data: pd.DataFrame,
+        schema: Schema,
+        *,
+        seed: int,
+        threads: int = 1,
+        progress: Progress | None = None,
+    ) -> FittedGenerator:
+        """Fit on ``data`` (checked against ``schema``; never modified) and return a new model."""
+        frame = schema.conform(data)
+        if len(frame) == 0:
+            raise DataError("cannot fit a generator on an empty table")
+        codec = Codec.fit(frame, schema)
+        encoded = codec.encode(frame)
+        started = time.perf_counter()
+        state = None
+        if codec.modelled:
+            with limited_threads(threads), seeded(seed):
+                state = self._fit(encoded, codec.modelled, seed=seed, progress=progress)
+        return FittedGenerator(
+            spec=self,
+            codec=codec,
+            state=state,
+            fit_seconds=time.perf_counter() - started,
+            n_train=len(frame),
+        )
+
+    def _fit(
+        self,
+        encoded: pd.DataFrame,
+        kinds: dict[str, str],
+        *,
+        seed: int,
+        progress: Progress | None,
+    ) -> Any:
+        raise NotImplementedError
+
+    def _sample(self, state: Any, n: int, *, seed: int) -> pd.DataFrame:
+        raise NotImplementedError
+
+
+@dataclass
+class FittedGenerator:
+    """A fitted generator: samples tables, saves and loads.
+
+    Saved models are pickles: load only files you trust (:meth:`load` requires ``trusted=True``).
+    """
+
+    spec: BaseGenerator
+    codec: Codec
+    state: Any
+    fit_seconds: float
+    n_train: int
+
+    @property
+    def schema(self) -> Schema:
+        return self.codec.schema
+
+    def sample(self, n: int, *, seed: int, threads: int = 1) -> pd.DataFrame:
+        """Draw ``n`` rows; the same seed gives the same table."""
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
+            raise ParamError(f"number of rows ({n!r}) must be a whole number >= 0")
+        n = int(n)
+        if self.state is not None and n > 0:
+            with limited_threads(threads), seeded(seed):
+                encoded = self.spec._sample(self.state, n, seed=seed)
+            if len(encoded) != n:
+                raise SynthguardError(
+                    f"generator {self.spec.name!r} returned {len(encoded)} rows, not {n}"
+                )
+        else:
+            encoded = pd.DataFrame(index=pd.RangeIndex(n))
+        return self.codec.decode(encoded, n, seed=seed)
+
+    def dumps(self) -> bytes:
+        import cloudpickle
+
+        buffer = io.BytesIO()
+        cloudpickle.dump(
+            {"format": _MODEL_FORMAT, "version": _MODEL_VERSION, "model": self}, buffer
+        )
+        return buffer.getvalue()
+
+    def save(self, path: str | Path) -> None:
+        from synth.io import write_bytes_atomic
+
+        write_bytes_atomic(Path(path), self.dumps())
+
+    @staticmethod
+    def load(path: str | Path, *, trusted: bool) -> FittedGenerator:
+        """Load a saved model. This unpickles, which can run arbitrary code: trusted files only."""
+        if not trusted:
+            raise ParamError(
+                "loading a model unpickles it, which can run code; pass trusted=True only for "
+                "files you created or trust"
+            )
+        try:
+            with open(path, "rb") as handle:
+                payload = pickle.load(handle)
+        except OSError as error:
+            raise DataError(f"cannot read model file {str(path)!r}: {error.strerror}") from None
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as error:
+            raise DataError(f"{str(path)!r} is not a synthguard model ({error})") from None
+        if not isinstance(payload, dict) or payload.get("format") != _MODEL_FORMAT:
+            raise DataError(f"{str(path)!r} is not a synthguard model")
+        return payload["model"]
+
+
+# ---- reference generators ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Identity(BaseGenerator):
+    """Releases the training rows themselves (shuffled; repeated only if more rows are asked).
+
+    The privacy ceiling: every membership attack must catch it. Its model *is* the training data,
+    so it is never logged or saved anywhere a release could pick it up.
+    """
+
+    name: ClassVar[str] = "identity"
+    description: ClassVar[str] = (
+        "reference: releases the training rows (every attack must catch it)"
+    )
+    releases_real_rows: ClassVar[bool] = True
+
+    def _fit(self, encoded, kinds, *, seed, progress):
+        return encoded.copy()
+
+    def _sample(self, state: pd.DataFrame, n: int, *, seed: int) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        rounds = math.ceil(n / len(state))
+        order = np.concatenate([rng.permutation(len(state)) for _ in range(rounds)])[:n]
+        return state.iloc[order].reset_index(drop=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Independent(BaseGenerator):
+    """Samples every column from its own empirical marginal, independently of the others.
+
+    Keeps each column's distribution exactly and no joint structure, so records say little about
+    any one person: attacks on random targets should score close to chance. The model stores
+    distinct values and their counts per column, never rows.
+    """
+
+    name: ClassVar[str] = "independent"
+    description: ClassVar[str] = "reference: samples each column's marginal alone (no joint signal)"
+
+    def _fit(self, encoded, kinds, *, seed, progress):
+        marginals = {}
+        for name in encoded.columns:
+            counts = encoded[name].value_counts(dropna=False, sort=False)
+            values = counts.index.to_numpy(dtype=object)
+            marginals[name] = (values, counts.to_numpy(dtype=float) / counts.sum())
+        return marginals
+
+    def _sample(self, state, n, *, seed):
+        columns = {}
+        for rng, (name, (values, share)) in zip(
+            (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(state))),
+            state.items(),
+            strict=True,
+        ):
+            columns[name] = values[rng.choice(len(values), size=n, p=share)]
+        return pd.DataFrame(columns)
+
+
+def spec_fields(generator: type[BaseGenerator]) -> dict[str, Any]:
+    """Hyper-parameter name -> default value for a generator class."""
+    return {f.name: f.default for f in fields(generator)}

@@ -1,0 +1,87 @@
+"""Thread policy and seeding: the two pieces of global state synthguard owns.
+
+Threads. On 2 shared cores, CTGAN ran 0.28 s/epoch with one torch thread and joblib's sequential
+backend, and 6.8 s/epoch with two torch threads while another process held a core (24x slower):
+oversubscription, not compute, dominated. ``limited_threads`` caps torch, BLAS/OpenMP and joblib
+for the duration of a fit, so parallelism comes from running *fits* side by side, one thread
+each, never from threads fighting inside one fit. ctgan also starts a joblib process pool for
+tables of 500+ rows; the sequential joblib backend keeps it in-process.
+
+Seeding. SDV and ctgan draw from numpy's and torch's global generators during ``fit``.
+``seeded`` is the one place where synthguard touches global RNG state: it seeds them, runs the
+block, and restores the previous state, so a caller's own random streams are left as they were.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import sys
+from collections.abc import Iterator
+
+import numpy as np
+
+from synth.errors import ParamError
+
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def check_threads(threads: int) -> int:
+    if threads < 1:
+        raise ParamError(f"threads ({threads}) must be >= 1")
+    return threads
+
+
+def set_process_threads(threads: int) -> None:
+    """Set thread counts for this process and the processes it starts (call at start-up)."""
+    check_threads(threads)
+    for name in _THREAD_ENV:
+        os.environ[name] = str(threads)
+
+
+@contextlib.contextmanager
+def limited_threads(threads: int = 1) -> Iterator[None]:
+    """Cap torch, BLAS/OpenMP and joblib to ``threads`` inside the block, then restore."""
+    check_threads(threads)
+    from joblib import parallel_config
+    from threadpoolctl import threadpool_limits
+
+    torch = sys.modules.get("torch")
+    previous = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads), parallel_config(backend="sequential"):
+            yield
+    finally:
+        if torch is not None and previous is not None:
+            torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed Python's, numpy's and (if loaded) torch's global generators; restore on exit."""
+    torch = sys.modules.get("torch")
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    torch_state = torch.random.get_rng_state() if torch is not None else None
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    if torch is not None:
+        torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        if torch is not None and torch_state is not None:
+            torch.random.set_rng_state(torch_state)
+
+
+def child_seeds(seed: int, count: int) -> list[int]:
+    """Independent child seeds derived from one seed (numpy SeedSequence)."""
+    return [
+        int(s.generate_state(1, dtype=np.uint32)[0])
+        for s in np.random.SeedSequence(seed).spawn(count)
+    ]

@@ -1,0 +1,448 @@
+"""Table schema: column kinds, missing values, categories and bounds.
+
+A schema is the public description of a table's domain. Generators read it to know what to
+produce; differentially private generators need it to be *public* (declared by a human, not read
+off the private data), because a domain inferred from the data reveals real minima, maxima and the
+full list of categories, rare ones included.
+
+``Schema.infer`` therefore marks its result ``source="inferred"``: use it to draft a schema file
+(``synthguard schema DATA --out schema.toml``), review and generalise it (round the bounds, drop
+rare categories), and pass the reviewed file with ``--schema``.
+
+The TOML form, one table per column in column order::
+
+    [columns.age]
+    kind = "numerical"
+    dtype = "float"
+    lower = 0.0
+    upper = 110.0
+
+    [columns.region]
+    kind = "categorical"
+    categories = ["midwest", "northeast", "other", "west"]
+    nullable = true
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import tomli_w
+
+from synth.errors import DataError, SchemaError
+
+Kind = Literal["numerical", "categorical", "boolean", "datetime"]
+KINDS: tuple[str, ...] = ("numerical", "categorical", "boolean", "datetime")
+_TRUE = frozenset({True, "True", "true", "TRUE"})
+_FALSE = frozenset({False, "False", "false", "FALSE"})
+
+# A text column with more distinct values than this share of its rows is probably an identifier.
+_IDENTIFIER_SHARE = 0.5
+
+
+@dataclass(frozen=True, kw_only=True)
+class Column:
+    """One column's public domain.
+
+    ``lower``/``upper`` bound numerical columns (numbers) and datetime columns (ISO strings);
+    ``categories`` lists a categorical column's values; ``nullable`` allows missing values.
+    """
+
+    name: str
+    kind: Kind
+    dtype: Literal["int", "float"] | None = None
+    nullable: bool = False
+    categories: tuple[Any, ...] | None = None
+    lower: float | str | None = None
+    upper: float | str | None = None
+
+    def problems(self) -> list[str]:
+        """What is wrong with this declaration itself (not with any data)."""
+        found = []
+        where = f"column {self.name!r}"
+        if self.kind not in KINDS:
+            found.append(f"{where}: kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        if self.kind == "numerical" and self.dtype not in ("int", "float"):
+            found.append(f"{where}: numerical columns need dtype 'int' or 'float'")
+        if self.kind != "numerical" and self.dtype is not None:
+            found.append(f"{where}: dtype applies to numerical columns only")
+        if self.kind == "categorical" and self.categories is not None:
+            if len(set(self.categories)) != len(self.categories):
+                found.append(f"{where}: categories repeat a value")
+        elif self.categories is not None:
+            found.append(f"{where}: categories apply to categorical columns only")
+        if self.kind in ("categorical", "boolean") and (
+            self.lower is not None or self.upper is not None
+        ):
+            found.append(f"{where}: bounds apply to numerical and datetime columns only")
+        if self.kind == "datetime":
+            for label, bound in (("lower", self.lower), ("upper", self.upper)):
+                if bound is not None and _parse_datetime(bound) is None:
+                    found.append(f"{where}: {label} bound {bound!r} is not an ISO date")
+        lo, hi = self.bounds()
+        if lo is not None and hi is not None and lo > hi:
+            found.append(f"{where}: lower bound {self.lower!r} exceeds upper {self.upper!r}")
+        return found
+
+    def bounds(self) -> tuple[float | None, float | None]:
+        """Bounds as numbers (datetimes as seconds since the epoch)."""
+        if self.kind == "datetime":
+            return _epoch_seconds(self.lower), _epoch_seconds(self.upper)
+        if self.kind == "numerical":
+            return self.lower, self.upper  # type: ignore[return-value]
+        return None, None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind}
+        if self.dtype is not None:
+            out["dtype"] = self.dtype
+        if self.nullable:
+            out["nullable"] = True
+        if self.categories is not None:
+            out["categories"] = list(self.categories)
+        if self.lower is not None:
+            out["lower"] = self.lower
+        if self.upper is not None:
+            out["upper"] = self.upper
+        return out
+
+
+@dataclass(frozen=True)
+class Schema:
+    """An ordered set of columns, and where the description came from."""
+
+    columns: tuple[Column, ...]
+    source: Literal["declared", "inferred"] = "declared"
+    _by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        problems = [p for column in self.columns for p in column.problems()]
+        names = [c.name for c in self.columns]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            problems.append(f"columns declared twice: {', '.join(repeated)}")
+        if not self.columns:
+            problems.append("no columns declared")
+        if problems:
+            raise SchemaError(problems, context="invalid schema")
+        object.__setattr__(self, "_by_name", {c.name: c for c in self.columns})
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def __getitem__(self, name: str) -> Column:
+        return self._by_name[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def select(self, names: Sequence[str]) -> Schema:
+        return Schema(tuple(self[n] for n in names), source=self.source)
+
+    # ---- inference -------------------------------------------------------------------------
+
+    @classmethod
+    def infer(cls, data: pd.DataFrame) -> Schema:
+        """Draft a schema from the data itself.
+
+        This reads the private data: the bounds are its real extremes and the categories all its
+        values. Fine for non-private generators; DP generators need a declared (public) domain.
+        Warns about columns that look like identifiers (mostly distinct text).
+        """
+        if data.shape[1] == 0:
+            raise DataError("the table has no columns")
+        columns = []
+        for name in data.columns:
+            column = _infer_column(str(name), data[name])
+            columns.append(column)
+            distinct = data[name].nunique(dropna=True)
+            if (
+                column.kind == "categorical"
+                and len(data) >= 20
+                and distinct > _IDENTIFIER_SHARE * len(data)
+            ):
+                warnings.warn(
+                    f"column {name!r} has {distinct} distinct values in {len(data)} rows; it looks "
+                    "like an identifier: drop it before release",
+                    stacklevel=2,
+                )
+        return cls(tuple(columns), source="inferred")
+
+    # ---- TOML ------------------------------------------------------------------------------
+
+    def to_toml(self) -> str:
+        header = (
+            "# synthguard schema. Inferred from the data: its bounds and categories are the real\n"
+            "# ones. Review before use with a DP generator: generalise bounds, drop rare values.\n"
+            if self.source == "inferred"
+            else "# synthguard schema\n"
+        )
+        body = tomli_w.dumps({"columns": {c.name: c.to_dict() for c in self.columns}})
+        return header + body
+
+    @classmethod
+    def from_toml(cls, text: str, *, origin: str = "schema") -> Schema:
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise SchemaError([f"{origin} is not valid TOML ({error})"], context="invalid schema")
+        table = doc.get("columns")
+        if not isinstance(table, dict) or not table:
+            raise SchemaError(
+                [f"{origin} has no [columns.<name>] tables"], context="invalid schema"
+            )
+        known = {"kind", "dtype", "nullable", "categories", "lower", "upper"}
+        problems, columns = [], []
+        for name, spec in table.items():
+            if not isinstance(spec, dict):
+                problems.append(f"column {name!r}: expected a table of settings")
+                continue
+            unknown = sorted(set(spec) - known)
+            if unknown:
+                problems.append(f"column {name!r}: unknown keys {', '.join(unknown)}")
+                continue
+            if "kind" not in spec:
+                problems.append(f"column {name!r}: missing 'kind'")
+                continue
+            categories = spec.get("categories")
+            columns.append(
+                Column(
+                    name=name,
+                    kind=spec["kind"],
+                    dtype=spec.get("dtype"),
+                    nullable=bool(spec.get("nullable", False)),
+                    categories=tuple(categories) if categories is not None else None,
+                    lower=_toml_bound(spec.get("lower")),
+                    upper=_toml_bound(spec.get("upper")),
+                )
+            )
+        problems += [p for c in columns for p in c.problems()]
+        if problems:
+            raise SchemaError(problems, context="invalid schema")
+        return cls(tuple(columns), source="declared")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Schema:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise DataError(f"cannot read schema file {str(path)!r}: {error.strerror}") from None
+        return cls.from_toml(text, origin=str(path))
+
+    # ---- data against schema ---------------------------------------------------------------
+
+    def conform(self, data: pd.DataFrame) -> pd.DataFrame:
+        """Check ``data`` against the schema and return a typed copy in schema column order.
+
+        Every problem is collected and raised at once as a :class:`SchemaError`. Numericals become
+        ``Int64``/``float64``, booleans ``boolean``, datetimes ``datetime64[ns]``; categorical
+        values keep their type (text values compare as text).
+        """
+        problems = []
+        missing = [n for n in self.names if n not in data.columns]
+        extra = [str(n) for n in data.columns if n not in self]
+        if missing:
+            problems.append(f"columns missing from the data: {', '.join(missing)}")
+        if extra:
+            problems.append(f"columns not in the schema: {', '.join(extra)}")
+        out = {}
+        for column in self.columns:
+            if column.name not in data.columns:
+                continue
+            values, found = _conform_column(column, data[column.name])
+            problems += found
+            out[column.name] = values
+        if problems:
+            raise SchemaError(problems)
+        return pd.DataFrame(out, index=data.index)
+
+    def kinds(self) -> dict[str, str]:
+        """Column name to kind: the non-sensitive part of a schema, safe to log anywhere."""
+        return {c.name: c.kind for c in self.columns}
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+
+def _toml_bound(value: Any) -> float | str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if hasattr(value, "isoformat"):  # TOML dates and datetimes
+        return value.isoformat()
+    return float(value)
+
+
+def _parse_datetime(value: Any) -> pd.Timestamp | None:
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        return None
+    return None if pd.isna(stamp) else stamp
+
+
+def _epoch_seconds(value: Any) -> float | None:
+    stamp = None if value is None else _parse_datetime(value)
+    return None if stamp is None else stamp.value / 1e9
+
+
+def _is_boolean(values: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(values):
+        return True
+    present = values.dropna()
+    if present.empty or pd.api.types.is_numeric_dtype(values):
+        return False
+    distinct = set(present.unique())
+    return distinct <= (_TRUE | _FALSE)
+
+
+def _as_datetime(values: pd.Series) -> pd.Series | None:
+    """Parse text as ISO dates, or None when any present value is not one."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values.astype("datetime64[ns]")
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return None
+    present = values.dropna()
+    if present.empty or not all(isinstance(v, str) and "-" in v for v in present.iloc[:50]):
+        return None
+    try:
+        parsed = pd.to_datetime(values, format="ISO8601")
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed.astype("datetime64[ns]")
+
+
+def _infer_column(name: str, values: pd.Series) -> Column:
+    nullable = bool(values.isna().any())
+    if _is_boolean(values):
+        return Column(name=name, kind="boolean", nullable=nullable)
+    if pd.api.types.is_numeric_dtype(values):
+        present = values.dropna().astype(float)
+        integral = bool(np.all(np.mod(present, 1) == 0)) if len(present) else False
+        lower = float(present.min()) if len(present) else None
+        upper = float(present.max()) if len(present) else None
+        return Column(
+            name=name,
+            kind="numerical",
+            dtype="int" if integral else "float",
+            nullable=nullable,
+            lower=lower,
+            upper=upper,
+        )
+    parsed = _as_datetime(values)
+    if parsed is not None:
+        present = parsed.dropna()
+        return Column(
+            name=name,
+            kind="datetime",
+            nullable=nullable,
+            lower=present.min().isoformat() if len(present) else None,
+            upper=present.max().isoformat() if len(present) else None,
+        )
+    categories = sorted({_plain(v) for v in values.dropna().unique()}, key=_category_order)
+    return Column(name=name, kind="categorical", nullable=nullable, categories=tuple(categories))
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars to Python ones, so categories serialise."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _category_order(value: Any) -> tuple[str, str]:
+    return (type(value).__name__, str(value))
+
+
+def _conform_column(column: Column, values: pd.Series) -> tuple[pd.Series, list[str]]:
+    where = f"column {column.name!r}"
+    problems = []
+    nulls = values.isna()
+    if nulls.any() and not column.nullable:
+        problems.append(f"{where} has {int(nulls.sum())} missing values but is not nullable")
+
+    if column.kind == "numerical":
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = numbers.isna() & ~nulls
+        if bad.any():
+            problems.append(f"{where} has {int(bad.sum())} non-numeric values")
+        numbers = numbers.astype("float64")
+        if column.dtype == "int":
+            present = numbers.dropna()
+            if not np.all(np.mod(present, 1) == 0):
+                problems.append(f"{where} is declared int but has fractional values")
+                typed = numbers
+            else:
+                typed = numbers.astype("Int64")
+        else:
+            typed = numbers
+        problems += _bound_problems(where, numbers, column.lower, column.upper)
+        return typed, problems
+
+    if column.kind == "boolean":
+        present = values[~nulls]
+        known = present.map(lambda v: v in _TRUE or v in _FALSE)
+        if not known.all():
+            problems.append(f"{where} has {int((~known).sum())} values that are not true/false")
+            return values, problems
+        typed = pd.Series(pd.NA, index=values.index, dtype="boolean")
+        typed[~nulls] = present.map(lambda v: v in _TRUE).astype(bool)
+        return typed, problems
+
+    if column.kind == "datetime":
+        parsed = _as_datetime(values) if not nulls.all() else values.astype("datetime64[ns]")
+        if parsed is None:
+            problems.append(f"{where} has values that are not ISO dates")
+            return values, problems
+        seconds = parsed.astype("int64").where(~nulls).astype("float64") / 1e9
+        problems += _bound_problems(
+            where,
+            seconds,
+            _epoch_seconds(column.lower),
+            _epoch_seconds(column.upper),
+            shown=(column.lower, column.upper),
+        )
+        return parsed, problems
+
+    # categorical
+    typed = values.astype(object).where(~nulls, None)
+    if column.categories is not None:
+        allowed = set(column.categories)
+        if all(isinstance(c, str) for c in column.categories):
+            typed = typed.map(lambda v: v if v is None else str(v))
+        present = typed[~nulls]
+        unknown = sorted({str(v) for v in present if v not in allowed})
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+            problems.append(f"{where} has {len(unknown)} values outside its categories ({shown})")
+    return typed, problems
+
+
+def _bound_problems(
+    where: str,
+    numbers: pd.Series,
+    lower: float | None,
+    upper: float | None,
+    *,
+    shown: tuple[Any, Any] | None = None,
+) -> list[str]:
+    found = []
+    shown_lower, shown_upper = shown if shown is not None else (lower, upper)
+    if lower is not None and not math.isnan(lower):
+        below = int((numbers < lower).sum())
+        if below:
+            found.append(f"{where} has {below} values below its lower bound {shown_lower}")
+    if upper is not None and not math.isnan(upper):
+        above = int((numbers > upper).sum())
+        if above:
+            found.append(f"{where} has {above} values above its upper bound {shown_upper}")
+    return found

