@@ -81,7 +81,7 @@ def dataset_name(source: str) -> str:
 
 
 def digest(frame: pd.DataFrame) -> str:
-    """A SHA-256 fingerprint of the table's contents (row order included): identifies, reveals nothing."""
+    """SHA-256 of the table's contents, row order included: identifies it, reveals nothing."""
     hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
     header = "\x1f".join(map(str, frame.columns)).encode()
     return hashlib.sha256(header + hashed.tobytes()).hexdigest()

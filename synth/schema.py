@@ -194,7 +194,9 @@ class Schema:
         try:
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
-            raise SchemaError([f"{origin} is not valid TOML ({error})"], context="invalid schema")
+            raise SchemaError(
+                [f"{origin} is not valid TOML ({error})"], context="invalid schema"
+            ) from None
         table = doc.get("columns")
         if not isinstance(table, dict) or not table:
             raise SchemaError(
