@@ -1,0 +1,174 @@
+"""Schema inference, the TOML round trip, and checking data against a schema."""
+
+from __future__ import annotations
+
+import string
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from synth.errors import SchemaError
+from synth.schema import Column, Schema
+
+
+def test_infer_kinds_and_missing_values(penguins: pd.DataFrame) -> None:
+    schema = Schema.infer(penguins)
+    assert schema.source == "inferred"
+    assert schema["species"].kind == "categorical"
+    assert schema["species"].categories == ("Adelie", "Chinstrap", "Gentoo")
+    assert schema["sex"].nullable and not schema["species"].nullable
+    assert (schema["bill_length_mm"].kind, schema["bill_length_mm"].dtype) == ("numerical", "float")
+    assert (schema["year"].dtype, schema["year"].lower, schema["year"].upper) == (
+        "int",
+        2007.0,
+        2009.0,
+    )
+    assert schema["body_mass_g"].dtype == "int"  # stored as float because of NaN, integral
+
+
+def test_infer_dates_and_booleans(economics: pd.DataFrame) -> None:
+    frame = economics.assign(recession=economics["unemploy"] > 8000)
+    schema = Schema.infer(frame)
+    assert schema["date"].kind == "datetime"
+    assert schema["date"].lower.startswith("1967-07-01")
+    assert schema["recession"].kind == "boolean"
+    typed = schema.conform(frame)
+    assert str(typed["date"].dtype) == "datetime64[ns]"
+    assert str(typed["recession"].dtype) == "boolean"
+
+
+def test_identifier_like_columns_warn() -> None:
+    frame = pd.DataFrame({"name": [f"person {i}" for i in range(40)], "x": range(40)})
+    with pytest.warns(UserWarning, match="'name'.*identifier"):
+        Schema.infer(frame)
+
+
+def test_toml_round_trip_of_a_real_inferred_schema(nmes: pd.DataFrame) -> None:
+    schema = Schema.infer(nmes)
+    text = schema.to_toml()
+    assert text.startswith("# synthguard schema. Inferred")
+    again = Schema.from_toml(text)
+    assert again.columns == schema.columns
+    assert again.source == "declared"
+
+
+column_names = st.text(alphabet=string.ascii_letters + "_ .-é", min_size=1, max_size=12)
+bounds = st.floats(allow_nan=False, allow_infinity=False, width=64)
+
+
+@st.composite
+def columns(draw, name: str) -> Column:
+    kind = draw(st.sampled_from(["numerical", "categorical", "boolean", "datetime"]))
+    nullable = draw(st.booleans())
+    if kind == "numerical":
+        lo, hi = sorted(draw(st.lists(bounds, min_size=2, max_size=2)))
+        return Column(
+            name=name, kind=kind, dtype=draw(st.sampled_from(["int", "float"])), nullable=nullable,
+            lower=draw(st.sampled_from([lo, None])), upper=draw(st.sampled_from([hi, None])),
+        )  # fmt: skip
+    if kind == "categorical":
+        values = draw(
+            st.lists(
+                st.one_of(st.text(max_size=8), st.integers(-(2**40), 2**40)),
+                min_size=1, max_size=6, unique_by=lambda v: (type(v), v),
+            )
+        )  # fmt: skip
+        return Column(name=name, kind=kind, nullable=nullable, categories=tuple(values))
+    if kind == "datetime":
+        return Column(
+            name=name, kind=kind, nullable=nullable, lower="2001-02-03T04:05:06",
+            upper="2021-02-03T00:00:00",
+        )  # fmt: skip
+    return Column(name=name, kind=kind, nullable=nullable)
+
+
+@st.composite
+def schemas(draw) -> Schema:
+    names = draw(st.lists(column_names, min_size=1, max_size=6, unique=True))
+    return Schema(tuple(draw(columns(name)) for name in names))
+
+
+@settings(max_examples=150, deadline=None)
+@given(schemas())
+def test_toml_round_trip_property(schema: Schema) -> None:
+    assert Schema.from_toml(schema.to_toml()).columns == schema.columns
+
+
+def test_conform_reports_every_problem_at_once(penguins: pd.DataFrame) -> None:
+    schema = Schema.from_toml(
+        """
+[columns.species]
+kind = "categorical"
+categories = ["Adelie", "Gentoo"]
+
+[columns.bill_length_mm]
+kind = "numerical"
+dtype = "float"
+lower = 0.0
+upper = 50.0
+nullable = true
+
+[columns.island]
+kind = "numerical"
+dtype = "int"
+
+[columns.not_there]
+kind = "boolean"
+"""
+    )
+    with pytest.raises(SchemaError) as caught:
+        schema.conform(penguins)
+    message = str(caught.value)
+    assert "\n" not in message
+    problems = caught.value.problems
+    assert any("not_there" in p and "missing from the data" in p for p in problems)
+    assert any("not in the schema" in p and "body_mass_g" in p for p in problems)
+    assert any("'species'" in p and "outside its categories (Chinstrap)" in p for p in problems)
+    assert any("'bill_length_mm'" in p and "above its upper bound 50.0" in p for p in problems)
+    assert any("'island'" in p and "non-numeric" in p for p in problems)
+    assert len(problems) == 5
+
+
+def test_malformed_schema_files_are_rejected_with_all_problems() -> None:
+    with pytest.raises(SchemaError, match="not valid TOML"):
+        Schema.from_toml("[columns.a\nkind=")
+    with pytest.raises(SchemaError) as caught:
+        Schema.from_toml(
+            """
+[columns.a]
+kind = "numerical"
+[columns.b]
+kind = "colour"
+[columns.c]
+kind = "categorical"
+lower = 1
+[columns.d]
+kind = "numerical"
+dtype = "float"
+lower = 5.0
+upper = 1.0
+[columns.e]
+kinds = "boolean"
+"""
+        )
+    problems = caught.value.problems
+    assert len(problems) == 5
+    assert any("'a'" in p and "dtype" in p for p in problems)
+    assert any("'b'" in p and "colour" in p for p in problems)
+    assert any("'c'" in p and "bounds apply" in p for p in problems)
+    assert any("'d'" in p and "exceeds" in p for p in problems)
+    assert any("'e'" in p and "unknown keys kinds" in p for p in problems)
+
+
+def test_categorical_text_categories_match_numeric_looking_data() -> None:
+    schema = Schema.from_toml('[columns.zip]\nkind = "categorical"\ncategories = ["1010", "2020"]')
+    typed = schema.conform(pd.DataFrame({"zip": [1010, 2020, 1010]}))
+    assert typed["zip"].tolist() == ["1010", "2020", "1010"]
+
+
+def test_conform_does_not_touch_the_input(penguins: pd.DataFrame) -> None:
+    before = penguins.copy(deep=True)
+    Schema.infer(penguins).conform(penguins)
+    pd.testing.assert_frame_equal(before, penguins)
