@@ -8,6 +8,7 @@ them, so a later audit can rebuild it exactly.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,10 +49,7 @@ def split_holdout(
     With ``stratify``, each value of that column (missing values as their own value) is split
     in the same proportion, so rare classes appear on both sides.
     """
-    if not 0 <= fraction < 1:
-        raise ParamError(f"holdout fraction ({fraction}) must be >= 0 and < 1")
-    if stratify is not None and stratify not in data.columns:
-        raise ParamError(f"cannot stratify on {stratify!r}: no such column")
+    check_split_options(fraction, stratify, data.columns)
     n = len(data)
     rng = np.random.default_rng(seed)
     if fraction == 0:
@@ -74,6 +72,16 @@ def split_holdout(
         seed=seed,
         stratify=stratify,
     )
+
+
+def check_split_options(
+    fraction: float, stratify: str | None, columns: Iterable[str] | None = None
+) -> None:
+    """Validate split options; with ``columns``, also that the stratify column exists."""
+    if not 0 <= fraction < 1:
+        raise ParamError(f"holdout fraction ({fraction}) must be >= 0 and < 1")
+    if stratify is not None and columns is not None and stratify not in set(columns):
+        raise ParamError(f"cannot stratify on {stratify!r}: no such column")
 
 
 def _holdout_size(n: int, fraction: float) -> int:

