@@ -12,21 +12,16 @@ from synth.io import load_table
 from synth.registry import make_generator
 
 # Small networks and few epochs: the contract is about behaviour, not quality.
+_SMALL_GAN = {
+    "epochs": 2,
+    "batch_size": 100,
+    "embedding_dim": 16,
+    "generator_dim": (32, 32),
+    "discriminator_dim": (32, 32),
+}
 FAST_PARAMS: dict[str, dict[str, object]] = {
-    "ctgan": {
-        "epochs": 2,
-        "batch_size": 100,
-        "embedding_dim": 16,
-        "generator_dim": (32, 32),
-        "discriminator_dim": (32, 32),
-    },
-    "copulagan": {
-        "epochs": 2,
-        "batch_size": 100,
-        "embedding_dim": 16,
-        "generator_dim": (32, 32),
-        "discriminator_dim": (32, 32),
-    },
+    "ctgan": _SMALL_GAN,
+    "copulagan": _SMALL_GAN,
     "tvae": {
         "epochs": 2,
         "batch_size": 100,

