@@ -121,6 +121,7 @@ def run_generate(
         )
         report(stage, fit_total[0], fit_total[0])
         run.log_metrics({"cost.fit_seconds": model.fit_seconds})
+        _log_details(run, model.details)
 
         report("sample", 0, rows)
         started = time.perf_counter()
@@ -154,3 +155,25 @@ def run_generate(
         tracking_uri=tracker.uri,
         model_id=model_id,
     )
+
+
+def _log_details(run, details: dict) -> None:
+    """A DP generator's ledger (params, metrics, JSON artifact) and its cost breakdown."""
+    costs = {f"cost.{k}": v for k, v in details.items() if k.endswith("_seconds")}
+    if costs:
+        run.log_metrics(costs)
+    privacy = details.get("privacy")
+    if privacy is None:
+        return
+    run.log_params(
+        {"epsilon": privacy["epsilon"], "delta": privacy["delta"], "rho": privacy["rho"]}
+    )
+    run.log_metrics(
+        {
+            "privacy.budget.rho_spent": privacy["rho_spent"],
+            "privacy.budget.epsilon_spent": privacy["epsilon_spent"],
+            "privacy.budget.measurements": len(privacy["steps"]),
+        }
+    )
+    run.set_tags({"synthguard.dp": "true", "synthguard.dp_noise": privacy["noise"]})
+    run.log_json(privacy, "privacy_accounting.json")

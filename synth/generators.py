@@ -95,6 +95,21 @@ class Codec:
                 labels[column.name] = {str(v): _plain(v) for v in present.unique()}
         return cls(schema, modelled, replayed, labels)
 
+    @classmethod
+    def from_schema(cls, schema: Schema) -> Codec:
+        """A codec that reads nothing from the data: every column modelled, labels from the
+        schema. DP generators use it, since any fact learned from the data must be paid for."""
+        modelled: dict[str, str] = {}
+        labels: dict[str, dict[str, Any]] = {}
+        for column in schema.columns:
+            if column.kind in ("numerical", "datetime"):
+                modelled[column.name] = "numerical"
+            else:
+                modelled[column.name] = "categorical"
+                values = (True, False) if column.kind == "boolean" else column.categories or ()
+                labels[column.name] = {str(v): v for v in values}
+        return cls(schema, modelled, {}, labels)
+
     def encode(self, frame: pd.DataFrame) -> pd.DataFrame:
         out = {}
         for name, kind in self.modelled.items():
@@ -174,6 +189,8 @@ class BaseGenerator:
     name: ClassVar[str]
     description: ClassVar[str]
     releases_real_rows: ClassVar[bool] = False
+    learns_domain_from_data: ClassVar[bool] = True
+    """False for DP generators: the codec then comes from the schema alone."""
     requires: ClassVar[tuple[str, ...]] = ()
     """Distributions a logged model needs to load elsewhere, beyond numpy and pandas."""
 
@@ -194,14 +211,16 @@ class BaseGenerator:
         frame = schema.conform(data)
         if len(frame) == 0:
             raise DataError("cannot fit a generator on an empty table")
-        codec = Codec.fit(frame, schema)
+        codec = (
+            Codec.fit(frame, schema) if self.learns_domain_from_data else Codec.from_schema(schema)
+        )
         encoded = codec.encode(frame)
         started = time.perf_counter()
         state = None
         if codec.modelled:
             self._load_libraries()  # before seeding: seeded() reaches only loaded libraries
             with limited_threads(threads), seeded(seed):
-                state = self._fit(encoded, codec.modelled, seed=seed, progress=progress)
+                state = self._fit(encoded, codec, seed=seed, progress=progress)
         return FittedGenerator(
             spec=self,
             codec=codec,
@@ -216,7 +235,7 @@ class BaseGenerator:
     def _fit(
         self,
         encoded: pd.DataFrame,
-        kinds: dict[str, str],
+        codec: Codec,
         *,
         seed: int,
         progress: Progress | None,
@@ -243,6 +262,11 @@ class FittedGenerator:
     @property
     def schema(self) -> Schema:
         return self.codec.schema
+
+    @property
+    def details(self) -> dict[str, Any]:
+        """Generator-specific facts worth logging (a DP generator's privacy ledger, costs)."""
+        return dict(getattr(self.state, "details", {}))
 
     def sample(self, n: int, *, seed: int, threads: int = 1) -> pd.DataFrame:
         """Draw ``n`` rows; the same seed gives the same table."""
@@ -311,7 +335,7 @@ class Identity(BaseGenerator):
     )
     releases_real_rows: ClassVar[bool] = True
 
-    def _fit(self, encoded, kinds, *, seed, progress):
+    def _fit(self, encoded, codec, *, seed, progress):
         return encoded.copy()
 
     def _sample(self, state: pd.DataFrame, n: int, *, seed: int) -> pd.DataFrame:
@@ -333,7 +357,7 @@ class Independent(BaseGenerator):
     name: ClassVar[str] = "independent"
     description: ClassVar[str] = "reference: samples each column's marginal alone (no joint signal)"
 
-    def _fit(self, encoded, kinds, *, seed, progress):
+    def _fit(self, encoded, codec, *, seed, progress):
         marginals = {}
         for name in encoded.columns:
             counts = encoded[name].value_counts(dropna=False, sort=False)

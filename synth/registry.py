@@ -7,12 +7,14 @@ import typing
 from dataclasses import fields
 from typing import Any
 
+from synth.dp_models import AIM, MST, PrivBayes
 from synth.errors import ParamError, UnknownNameError
 from synth.generators import BaseGenerator, Identity, Independent
 from synth.sdv_models import CTGAN, TVAE, CopulaGAN, GaussianCopula
 
 GENERATORS: dict[str, type[BaseGenerator]] = {
-    g.name: g for g in (GaussianCopula, CTGAN, TVAE, CopulaGAN, Identity, Independent)
+    g.name: g
+    for g in (GaussianCopula, CTGAN, TVAE, CopulaGAN, MST, AIM, PrivBayes, Identity, Independent)
 }
 
 

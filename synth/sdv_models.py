@@ -53,11 +53,11 @@ class _SDVGenerator(BaseGenerator):
     def _load_libraries(self) -> None:
         import sdv.single_table  # noqa: F401 - loads torch, so seeded() seeds it
 
-    def _fit(self, encoded, kinds, *, seed, progress):
+    def _fit(self, encoded, codec, *, seed, progress):
         import logging
 
         logging.getLogger("sdv").setLevel(logging.WARNING)
-        synthesizer = self._synthesizer(_metadata(kinds))
+        synthesizer = self._synthesizer(_metadata(codec.modelled))
         with _EpochWatcher(synthesizer, getattr(self, "epochs", 0), progress):
             synthesizer.fit({_TABLE: encoded})
         _strip_training_rows(synthesizer)

@@ -68,6 +68,12 @@ def generate(
         typer.Option("--param", help="Generator hyper-parameter key=value (repeatable)."),
     ] = None,
     threads: ThreadsOpt = 1,
+    epsilon: Annotated[
+        float | None, typer.Option("--epsilon", help="Privacy budget of a DP generator.")
+    ] = None,
+    delta: Annotated[
+        float | None, typer.Option("--delta", help="Delta of a DP generator (default 1e-9).")
+    ] = None,
     holdout: Annotated[
         float, typer.Option("--holdout", help="Share of rows held out, never fitted on.")
     ] = 0.2,
@@ -87,13 +93,15 @@ def generate(
     """Fit a generator on DATA (minus a holdout) and write a synthetic table; log the run."""
     from audit.generate import GenerateJob, run_generate
     from audit.split import check_split_options
+    from synth.dp_models import require_public_domain
     from synth.io import check_table_path, dataset_name, load_table
     from synth.registry import make_generator, parse_params
 
     # every option is checked before the data is read, and the data before anything is fitted
     check_threads(threads)
     set_process_threads(threads)
-    spec = make_generator(generator, parse_params(param))
+    spec = make_generator(generator, _with_budget(generator, parse_params(param), epsilon, delta))
+    require_public_domain(spec, declared=schema_file is not None)
     if rows is not None and rows < 1:
         raise ParamError(f"--rows ({rows}) must be >= 1")
     check_split_options(holdout, stratify)
@@ -186,6 +194,21 @@ def ui(
 
 
 # ---- helpers -------------------------------------------------------------------------------
+
+
+def _with_budget(
+    generator: str, params: dict[str, str], epsilon: float | None, delta: float | None
+) -> dict[str, object]:
+    """--epsilon/--delta become the generator's budget; refused for generators without one."""
+    from synth.registry import generator_class
+
+    given = {k: v for k, v in (("epsilon", epsilon), ("delta", delta)) if v is not None}
+    if given and "epsilon" not in generator_class(generator).__dataclass_fields__:
+        raise ParamError(
+            f"--{next(iter(given))} applies to DP generators (aim, mst, privbayes); "
+            f"{generator!r} gives no formal privacy guarantee"
+        )
+    return {**params, **given}
 
 
 def _safe(name: str) -> str:

@@ -30,6 +30,16 @@ FAST_PARAMS: dict[str, dict[str, object]] = {
         "decompress_dims": (32, 32),
     },
     "gaussian_copula": {"default_distribution": "norm"},
+    # DP generators: noise from the seed, so the contract's determinism checks apply
+    "mst": {"reproducible_noise": True, "iterations": 100},
+    "aim": {
+        "reproducible_noise": True,
+        "rounds": 3,
+        "iterations": 100,
+        "round_iterations": 50,
+        "score_rows": 2000,
+    },
+    "privbayes": {"reproducible_noise": True},
 }
 
 

@@ -1,0 +1,357 @@
+"""Differential privacy primitives: budgets, zCDP accounting, exact noise, and the one door to data.
+
+Accounting is in zero-concentrated DP (zCDP; Bun & Steinke, TCC 2016): mechanisms compose by
+adding their rho. A budget given as (epsilon, delta) is turned into the largest rho whose tight
+conversion back to (epsilon, delta)-DP fits (Canonne, Kamath & Steinke, "The Discrete Gaussian for
+Differential Privacy", NeurIPS 2020, Corollary 13):
+
+    delta(rho, epsilon) = min over alpha > 1 of
+        exp((alpha - 1) * (alpha * rho - epsilon)) / alpha * (1 - 1/alpha) ** (alpha - 1)
+
+Mechanisms and their cost for a query of sensitivity 1 (add/remove one record):
+
+- Gaussian (and discrete Gaussian) noise of scale sigma on a vector of counts: rho = 1 / (2 sigma^2)
+  (Bun & Steinke, Prop. 1.6; CKS 2020, Thm. 4 for the discrete one).
+- Exponential mechanism with parameter epsilon: rho = epsilon^2 / 8 (bounded-range analysis,
+  Cesar & Rogers 2021), as MST and AIM account for it.
+
+Noise. Counts get *discrete* Gaussian noise drawn exactly with integer and rational arithmetic
+(CKS 2020, Algorithms 1-3), so no floating-point artefact can leak the true count (Mironov 2012).
+The randomness comes from the operating system's CSPRNG (``secrets``) unless a generator is asked
+for reproducible noise, which makes the noise a function of the seed: anyone who knows the seed
+can subtract it, so that mode is for tests and experiments only and is recorded in the run.
+OpenDP's sampler is equally exact but cannot be seeded, and it is a 265 MB dependency.
+
+The exponential mechanism samples with floating-point probabilities, as the MST, AIM and PrivBayes
+reference implementations do.
+
+Every access to the private table goes through :class:`PrivateData`: each method that reads the
+data spends budget in the :class:`Accountant` before it returns anything, and the accountant
+refuses to overspend.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from synth.errors import ParamError, SynthguardError
+
+
+class BudgetError(SynthguardError):
+    """A mechanism would spend more privacy budget than is left."""
+
+
+# ---- budgets and conversions -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Budget:
+    """A privacy budget as (epsilon, delta)-DP; validated on construction."""
+
+    epsilon: float
+    delta: float = 1e-9
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.epsilon, int | float) and math.isfinite(self.epsilon)):
+            raise ParamError(f"epsilon ({self.epsilon}) must be a finite number")
+        if self.epsilon <= 0:
+            raise ParamError(f"epsilon ({self.epsilon}) must be > 0")
+        if not 0 < self.delta < 1:
+            raise ParamError(f"delta ({self.delta}) must be > 0 and < 1")
+
+    @property
+    def rho(self) -> float:
+        return rho_for(self.epsilon, self.delta)
+
+
+def delta_for(rho: float, epsilon: float) -> float:
+    """Smallest delta such that rho-zCDP implies (epsilon, delta)-DP (CKS 2020, Cor. 13)."""
+    if rho <= 0:
+        return 0.0
+    if epsilon < 0:
+        raise ParamError(f"epsilon ({epsilon}) must be >= 0")
+    # The exponent is convex in alpha: find its minimum by bisection on the derivative.
+    low, high = 1.0 + 1e-12, max(2.0, (epsilon + 1.0) / (2.0 * rho) + 2.0)
+    for _ in range(200):
+        alpha = (low + high) / 2
+        slope = (2 * alpha - 1) * rho - epsilon + math.log1p(-1.0 / alpha)
+        if slope < 0:
+            low = alpha
+        else:
+            high = alpha
+    alpha = (low + high) / 2
+    log_delta = (alpha - 1) * (alpha * rho - epsilon) + (alpha - 1) * math.log1p(-1 / alpha)
+    return min(1.0, math.exp(log_delta - math.log(alpha)))
+
+
+def epsilon_for(rho: float, delta: float) -> float:
+    """Smallest epsilon such that rho-zCDP implies (epsilon, delta)-DP."""
+    if rho <= 0:
+        return 0.0
+    low, high = 0.0, rho + 2 * math.sqrt(rho * math.log(1 / delta)) + 1.0  # Bun-Steinke bound
+    for _ in range(200):
+        middle = (low + high) / 2
+        if delta_for(rho, middle) <= delta:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def rho_for(epsilon: float, delta: float) -> float:
+    """Largest rho such that rho-zCDP implies (epsilon, delta)-DP."""
+    low, high = 0.0, epsilon + 1.0
+    for _ in range(200):
+        middle = (low + high) / 2
+        if epsilon_for(middle, delta) <= epsilon:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def gaussian_rho(sigma: float, sensitivity: float = 1.0) -> float:
+    """zCDP cost of Gaussian noise of scale ``sigma`` on an L2-sensitivity ``sensitivity`` query."""
+    return sensitivity**2 / (2 * sigma**2)
+
+
+def gaussian_sigma(rho: float, sensitivity: float = 1.0) -> float:
+    """Noise scale that costs exactly ``rho``."""
+    return sensitivity / math.sqrt(2 * rho)
+
+
+def exponential_rho(epsilon: float) -> float:
+    """zCDP cost of the exponential mechanism with parameter ``epsilon`` (bounded range)."""
+    return epsilon**2 / 8
+
+
+# ---- the ledger ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    mechanism: str
+    what: str
+    rho: float
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Accountant:
+    """Adds up zCDP spends and refuses any that would exceed the budget."""
+
+    _SLACK = 1e-9  # relative: float rounding in budget splits must not refuse the last step
+
+    def __init__(self, budget: Budget):
+        self.budget = budget
+        self.total = budget.rho
+        self.steps: list[Step] = []
+
+    @property
+    def spent(self) -> float:
+        return math.fsum(step.rho for step in self.steps)
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self.total - self.spent)
+
+    def spend(self, rho: float, *, mechanism: str, what: str, **detail: Any) -> None:
+        if not rho > 0:
+            raise BudgetError(f"a measurement must cost rho > 0, got {rho}")
+        if self.spent + rho > self.total * (1 + self._SLACK):
+            raise BudgetError(
+                f"{mechanism} on {what} needs rho {rho:.4g}, only {self.remaining:.4g} of "
+                f"{self.total:.4g} is left"
+            )
+        self.steps.append(Step(mechanism, what, rho, detail))
+
+    def report(self) -> dict[str, Any]:
+        spent = self.spent
+        return {
+            "epsilon": self.budget.epsilon,
+            "delta": self.budget.delta,
+            "rho": self.total,
+            "rho_spent": spent,
+            "epsilon_spent": epsilon_for(spent, self.budget.delta),
+            "steps": [
+                {"mechanism": s.mechanism, "what": s.what, "rho": s.rho, **s.detail}
+                for s in self.steps
+            ],
+        }
+
+
+# ---- exact noise -----------------------------------------------------------------------------
+
+
+class Noise:
+    """Randomness for DP mechanisms: the OS CSPRNG, or a seeded stream for reproducible tests."""
+
+    def __init__(self, source: random.Random, *, seeded: bool):
+        self._source, self.seeded = source, seeded
+
+    @classmethod
+    def secret(cls) -> Noise:
+        return cls(secrets.SystemRandom(), seeded=False)
+
+    @classmethod
+    def from_seed(cls, seed: int) -> Noise:
+        return cls(random.Random(seed), seeded=True)
+
+    def _bernoulli(self, p: Fraction) -> bool:
+        return self._source.randrange(p.denominator) < p.numerator
+
+    def _bernoulli_exp(self, gamma: Fraction) -> bool:
+        """Bernoulli(exp(-gamma)) for rational gamma >= 0, exactly (CKS 2020, Algorithm 1)."""
+        while gamma > 1:
+            if not self._bernoulli_exp(Fraction(1)):
+                return False
+            gamma -= 1
+        k = 1
+        while self._bernoulli(gamma / k):
+            k += 1
+        return k % 2 == 1
+
+    def _discrete_laplace(self, t: int) -> int:
+        """P(x) proportional to exp(-|x|/t), exactly (CKS 2020, Algorithm 2)."""
+        while True:
+            u = self._source.randrange(t)
+            if not self._bernoulli_exp(Fraction(u, t)):
+                continue
+            v = 0
+            while self._bernoulli_exp(Fraction(1)):
+                v += 1
+            value = u + t * v
+            negative = self._source.randrange(2) == 1
+            if negative and value == 0:
+                continue
+            return -value if negative else value
+
+    def discrete_gaussian(self, sigma: float, size: int) -> np.ndarray:
+        """``size`` draws of the discrete Gaussian with scale at least ``sigma`` (Algorithm 3).
+
+        sigma is rounded *up* to a multiple of 1e-6, so the noise is never below what was paid for.
+        """
+        scale = Fraction(math.ceil(sigma * 1_000_000), 1_000_000)
+        variance = scale * scale
+        t = math.floor(scale) + 1
+        out = np.empty(size, dtype=np.int64)
+        for i in range(size):
+            while True:
+                y = self._discrete_laplace(t)
+                gamma = (abs(y) - variance / t) ** 2 / (2 * variance)
+                if self._bernoulli_exp(gamma):
+                    out[i] = y
+                    break
+        return out
+
+    def choice(self, weights: np.ndarray) -> int:
+        """Index drawn with probability proportional to ``weights`` (>= 0)."""
+        cumulative = np.cumsum(weights)
+        return int(np.searchsorted(cumulative, self._source.random() * cumulative[-1], "right"))
+
+
+def exponential_mechanism(
+    scores: np.ndarray, epsilon: float, sensitivity: float, noise: Noise
+) -> int:
+    """Pick an index with probability proportional to exp(epsilon * score / (2 * sensitivity))."""
+    logits = epsilon * (np.asarray(scores, dtype=float) - np.max(scores)) / (2 * sensitivity)
+    return noise.choice(np.exp(logits))
+
+
+# ---- the door to private data ----------------------------------------------------------------
+
+
+Clique = tuple[int, ...]
+
+
+class PrivateData:
+    """Integer-coded private table; every read is a noisy, accounted measurement.
+
+    ``sizes`` (the public domain size of each column) and ``n_columns`` are public. The number of
+    records is treated as public too: the release itself has that many rows by default.
+    """
+
+    def __init__(
+        self,
+        codes: np.ndarray,
+        sizes: Sequence[int],
+        accountant: Accountant,
+        noise: Noise,
+        _reads: list[int] | None = None,
+    ):
+        self._codes = np.asarray(codes, dtype=np.int64)
+        self.sizes = tuple(int(s) for s in sizes)
+        self.accountant, self.noise = accountant, noise
+        self._reads = _reads if _reads is not None else [0]  # shared with remapped twins
+
+    @property
+    def reads(self) -> int:
+        """How many calls read the data; each one spent budget first."""
+        return self._reads[0]
+
+    @property
+    def n_columns(self) -> int:
+        return len(self.sizes)
+
+    @property
+    def n_records(self) -> int:
+        return len(self._codes)
+
+    def shape(self, clique: Clique) -> tuple[int, ...]:
+        return tuple(self.sizes[i] for i in clique)
+
+    def _counts(self, clique: Clique) -> np.ndarray:
+        shape = self.shape(clique)
+        flat = np.ravel_multi_index(tuple(self._codes[:, i] for i in clique), shape)
+        return np.bincount(flat, minlength=math.prod(shape)).astype(np.int64)
+
+    def measure(self, clique: Clique, sigma: float, *, what: str = "") -> np.ndarray:
+        """Counts of the marginal on ``clique`` (flat, C order) plus discrete Gaussian noise."""
+        self.accountant.spend(
+            gaussian_rho(sigma),
+            mechanism="gaussian",
+            what=what or f"marginal {clique}",
+            sigma=sigma,
+            clique=list(clique),
+        )
+        self._reads[0] += 1
+        counts = self._counts(clique)
+        return (counts + self.noise.discrete_gaussian(sigma, counts.size)).astype(np.float64)
+
+    def select(
+        self,
+        candidates: Sequence[Any],
+        clique_of: Callable[[Any], Clique],
+        score: Callable[[Any, np.ndarray], float],
+        *,
+        epsilon: float,
+        sensitivity: float,
+        what: str,
+    ) -> int:
+        """Exponential mechanism over ``candidates``; ``score`` sees each one's true counts."""
+        self.accountant.spend(
+            exponential_rho(epsilon),
+            mechanism="exponential",
+            what=what,
+            epsilon=epsilon,
+            sensitivity=sensitivity,
+            candidates=len(candidates),
+        )
+        self._reads[0] += 1
+        scores = np.array([score(c, self._counts(clique_of(c))) for c in candidates])
+        return exponential_mechanism(scores, epsilon, sensitivity, self.noise)
+
+    def remap(self, column: int, mapping: np.ndarray) -> PrivateData:
+        """The same data with one column's codes mapped (a public, data-independent function)."""
+        codes = self._codes.copy()
+        codes[:, column] = mapping[codes[:, column]]
+        sizes = list(self.sizes)
+        sizes[column] = int(mapping.max()) + 1
+        return PrivateData(codes, sizes, self.accountant, self.noise, self._reads)
