@@ -139,7 +139,7 @@ BAD = [
     (["generate", "empty.csv", "-g", "tvae"], "has no rows"),
     (["generate", "blank.csv", "-g", "tvae"], "is empty"),
     (["generate", "data.xlsx", "-g", "tvae"], "expected a .csv or .parquet"),
-    (["generate", "ok.csv", "-g", "gan9000"], "unknown generator 'gan9000'; known: copulagan"),
+    (["generate", "ok.csv", "-g", "gan9000"], "unknown generator 'gan9000'; known: aim, copulagan"),
     (["generate", "ok.csv", "-g", "ctgan", "--param", "epoch=3"], "no parameter epoch"),
     (["generate", "ok.csv", "-g", "ctgan", "--param", "epochs=many"], "not a valid int"),
     (["generate", "ok.csv", "-g", "ctgan", "--param", "epochs"], "key=value"),
