@@ -177,3 +177,5 @@ def _log_details(run, details: dict) -> None:
     )
     run.set_tags({"synthguard.dp": "true", "synthguard.dp_noise": privacy["noise"]})
     run.log_json(privacy, "privacy_accounting.json")
+    if "domain" in details:  # a DP-estimated domain is a DP release: safe to log
+        run.log_text(details["domain"], "dp_domain.toml")

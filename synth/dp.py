@@ -145,18 +145,31 @@ class Step:
 
 
 class Accountant:
-    """Adds up zCDP spends and refuses any that would exceed the budget."""
+    """Adds up zCDP spends and refuses any that would exceed the budget.
+
+    ``delta_reserved`` sets part of delta aside for mechanisms that fail with a small
+    probability (thresholded release of unknown categories): rho then comes from
+    (epsilon, delta - delta_reserved), and the total delta is the conversion's plus what was
+    spent from the reserve (approximate zCDP: Bun & Steinke 2016, Def. 1.2).
+    """
 
     _SLACK = 1e-9  # relative: float rounding in budget splits must not refuse the last step
 
-    def __init__(self, budget: Budget):
+    def __init__(self, budget: Budget, *, delta_reserved: float = 0.0):
+        if not 0 <= delta_reserved < budget.delta:
+            raise ParamError(f"delta_reserved ({delta_reserved}) must be in [0, delta)")
         self.budget = budget
-        self.total = budget.rho
+        self.delta_reserved = delta_reserved
+        self.total = rho_for(budget.epsilon, budget.delta - delta_reserved)
         self.steps: list[Step] = []
 
     @property
     def spent(self) -> float:
         return math.fsum(step.rho for step in self.steps)
+
+    @property
+    def delta_spent(self) -> float:
+        return math.fsum(step.detail.get("delta", 0.0) for step in self.steps)
 
     @property
     def remaining(self) -> float:
@@ -165,6 +178,9 @@ class Accountant:
     def spend(self, rho: float, *, mechanism: str, what: str, **detail: Any) -> None:
         if not rho > 0:
             raise BudgetError(f"a measurement must cost rho > 0, got {rho}")
+        delta = detail.get("delta", 0.0)
+        if self.delta_spent + delta > self.delta_reserved * (1 + self._SLACK):
+            raise BudgetError(f"{mechanism} on {what} needs delta {delta:.3g} beyond the reserve")
         if self.spent + rho > self.total * (1 + self._SLACK):
             raise BudgetError(
                 f"{mechanism} on {what} needs rho {rho:.4g}, only {self.remaining:.4g} of "
@@ -179,7 +195,8 @@ class Accountant:
             "delta": self.budget.delta,
             "rho": self.total,
             "rho_spent": spent,
-            "epsilon_spent": epsilon_for(spent, self.budget.delta),
+            "delta_thresholds": self.delta_spent,
+            "epsilon_spent": epsilon_for(spent, self.budget.delta - self.delta_reserved),
             "steps": [
                 {"mechanism": s.mechanism, "what": s.what, "rho": s.rho, **s.detail}
                 for s in self.steps
@@ -285,8 +302,11 @@ class PrivateData:
         accountant: Accountant,
         noise: Noise,
         _reads: list[int] | None = None,
+        *,
+        raw: Sequence[np.ndarray] | None = None,
     ):
         self._codes = np.asarray(codes, dtype=np.int64)
+        self._raw = list(raw) if raw is not None else []  # encoded values, for domain estimation
         self.sizes = tuple(int(s) for s in sizes)
         self.accountant, self.noise = accountant, noise
         self._reads = _reads if _reads is not None else [0]  # shared with remapped twins
@@ -311,6 +331,44 @@ class PrivateData:
         shape = self.shape(clique)
         flat = np.ravel_multi_index(tuple(self._codes[:, i] for i in clique), shape)
         return np.bincount(flat, minlength=math.prod(shape)).astype(np.int64)
+
+    def column_values(self, column: int, sigma: float, delta: float, *, what: str) -> list[Any]:
+        """Values of a column with an unknown domain, released by a noisy threshold.
+
+        Each value's count gets discrete Gaussian noise of scale ``sigma`` (every record counts
+        once: L2 sensitivity 1); a value is released when its noisy count exceeds
+        ``1 + sigma * z`` with P(N(0, 1) > z) = ``delta``, so a value held by one record escapes
+        with probability at most ``delta``: (1 / (2 sigma^2), delta)-approximate zCDP.
+        """
+        from scipy.stats import norm
+
+        self.accountant.spend(
+            gaussian_rho(sigma), mechanism="gaussian threshold", what=what, sigma=sigma,
+            delta=delta,
+        )  # fmt: skip
+        self._reads[0] += 1
+        present = [v for v in self._raw[column] if v is not None and v == v]  # drop None, NaN
+        values, counts = np.unique(np.asarray(present, dtype=object), return_counts=True)
+        noisy = counts + self.noise.discrete_gaussian(sigma, counts.size)
+        threshold = 1 + sigma * float(norm.isf(delta))
+        return [v for v, c in zip(values.tolist(), noisy, strict=True) if c > threshold]
+
+    def histogram(self, column: int, edges: np.ndarray, sigma: float, *, what: str) -> np.ndarray:
+        """Noisy counts of a numerical column in the public bins ``edges`` (values below the
+        first edge count in the first bin, above the last in the last; missing ones nowhere)."""
+        self.accountant.spend(
+            gaussian_rho(sigma), mechanism="gaussian", what=what, sigma=sigma, bins=len(edges) - 1
+        )
+        self._reads[0] += 1
+        values = np.asarray(self._raw[column], dtype=float)
+        values = values[~np.isnan(values)]
+        cells = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
+        counts = np.bincount(cells, minlength=len(edges) - 1)
+        return (counts + self.noise.discrete_gaussian(sigma, counts.size)).astype(np.float64)
+
+    def with_codes(self, codes: np.ndarray, sizes: Sequence[int]) -> PrivateData:
+        """The same records coded over a (now public) domain; raw values are left behind."""
+        return PrivateData(codes, sizes, self.accountant, self.noise, self._reads)
 
     def measure(self, clique: Clique, sigma: float, *, what: str = "") -> np.ndarray:
         """Counts of the marginal on ``clique`` (flat, C order) plus discrete Gaussian noise."""

@@ -42,6 +42,7 @@ from synth.dp import (
     PrivateData,
     gaussian_sigma,
 )
+from synth.dp_domain import estimate_domain, needs_domain, public_part
 from synth.errors import ParamError, SchemaError
 from synth.generators import BaseGenerator, Codec, Progress
 from synth.runtime import seeded
@@ -78,7 +79,10 @@ class ColumnCoder:
             codes = np.clip(np.nan_to_num(codes), 0, bins - 1)
         else:
             lookup = {label: i for i, label in enumerate(self.labels)}
-            codes = np.array([lookup.get(v, 0) if v is not None else 0 for v in values], float)
+            unknown = self.missing_code if self.nullable else 0  # values a DP domain left out
+            codes = np.array(
+                [lookup.get(v, unknown) if v is not None else 0 for v in values], float
+            )
         if self.nullable:
             codes[missing] = self.missing_code
         return codes.astype(np.int64)
@@ -140,11 +144,12 @@ def column_coders(schema: Schema, bins: int) -> list[ColumnCoder]:
 def require_public_domain(spec: BaseGenerator, *, declared: bool) -> None:
     """DP generators refuse a schema inferred from the data: its bounds and categories are
     private facts that nobody paid for."""
-    if not spec.learns_domain_from_data and not declared:
+    if not spec.learns_domain_from_data and not declared and not getattr(spec, "domain_share", 0):
         raise ParamError(
             f"{spec.name} needs a public domain: pass a declared --schema (draft one with "
-            "`synthguard schema DATA`, then review it); a schema inferred from the data would "
-            "leak its real bounds and categories"
+            "`synthguard schema DATA`, then review it), or spend part of the budget estimating "
+            "it with --param domain_share=0.1; a schema inferred from the data would leak its "
+            "real bounds and categories"
         )
 
 
@@ -169,6 +174,9 @@ class _DPGenerator(BaseGenerator):
     epsilon: float = 1.0
     delta: float = 1e-9
     bins: int = 16
+    domain_share: float = 0.0
+    """Share of rho spent estimating domains the schema lacks (see ``synth.dp_domain``); 0
+    refuses a schema without a public domain."""
     reproducible_noise: bool = False
     """Draw noise from the seed instead of the OS CSPRNG: reproducible, but anyone who knows the
     seed can remove the noise. For tests and experiments, never for a release."""
@@ -177,18 +185,36 @@ class _DPGenerator(BaseGenerator):
         Budget(epsilon=self.epsilon, delta=self.delta)
         if self.bins < 2:
             raise ParamError(f"bins ({self.bins}) must be >= 2")
+        if not 0 <= self.domain_share < 1:
+            raise ParamError(f"domain_share ({self.domain_share}) must be >= 0 and < 1")
 
     def _fit(self, encoded: pd.DataFrame, codec: Codec, *, seed: int, progress: Progress | None):
-        require_public_domain(self, declared=codec.schema.source == "declared")
-        coders = column_coders(codec.schema, self.bins)
-        codes = np.column_stack([c.encode(encoded[c.name]) for c in coders])
-        accountant = Accountant(Budget(epsilon=self.epsilon, delta=self.delta))
+        schema = codec.schema
+        require_public_domain(self, declared=schema.source == "declared")
+        if schema.source != "declared":  # only kinds and types of an inferred schema are public
+            schema = public_part(schema)
+        lacking = [c for c in schema.columns if needs_domain(c)]
+        if lacking and not self.domain_share:
+            column_coders(schema, self.bins)  # raises, naming every column without a domain
+        reserve = self.delta / 2 if any(c.kind == "categorical" for c in lacking) else 0.0
+        accountant = Accountant(
+            Budget(epsilon=self.epsilon, delta=self.delta), delta_reserved=reserve
+        )
         noise = Noise.from_seed(seed) if self.reproducible_noise else Noise.secret()
-        data = PrivateData(codes, [c.size for c in coders], accountant, noise)
-        del codes
+        raw = [encoded[name].to_numpy(dtype=object) for name in schema.names]
+        private = PrivateData(np.empty((len(encoded), 0)), (), accountant, noise, raw=raw)
+        del raw
+        details: dict[str, object] = {}
+        if lacking:
+            schema = estimate_domain(schema, private, self.domain_share * accountant.total, reserve)
+            details["domain"] = schema.to_toml()
+        coders = column_coders(schema, self.bins)
+        data = private.with_codes(
+            np.column_stack([c.encode(encoded[c.name]) for c in coders]), [c.size for c in coders]
+        )
         costs: dict[str, float] = {}
         sampler = self._fit_private(data, np.random.default_rng(seed), costs, progress)
-        details = {
+        details |= {
             "privacy": accountant.report() | {"noise": "seeded" if noise.seeded else "secret"},
             "data_reads": data.reads,
             **costs,
@@ -354,7 +380,7 @@ class MST(_DPGenerator):
     iterations: int = 1000
 
     def _fit_private(self, data, rng, costs, progress):
-        d, rho = data.n_columns, data.accountant.total
+        d, rho = data.n_columns, data.accountant.remaining  # after any domain estimation
         steps = 3 if d > 1 else 1
         report = progress or (lambda done, total: None)
         sigma1 = gaussian_sigma(rho / steps / d)
@@ -458,7 +484,7 @@ class AIM(_DPGenerator):
         _mbi()  # 64-bit JAX before any mbi module loads
         from mbi.junction_tree import hypothetical_model_size
 
-        d, rho = data.n_columns, data.accountant.total
+        d, rho = data.n_columns, data.accountant.remaining  # after any domain estimation
         report = progress or (lambda done, total: None)
         workload = [
             c for c in itertools.combinations(range(d), min(self.degree, d))
@@ -611,7 +637,7 @@ class PrivBayes(_DPGenerator):
             raise ParamError(f"structure_share ({self.structure_share}) must be > 0 and < 1")
 
     def _fit_private(self, data, rng, costs, progress):
-        d, rho = data.n_columns, data.accountant.total
+        d, rho = data.n_columns, data.accountant.remaining  # after any domain estimation
         report = progress or (lambda done, total: None)
         first = int(rng.integers(d))  # public randomness: no data read
         network: list[tuple[int, tuple[int, ...]]] = [(first, ())]

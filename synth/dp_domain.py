@@ -1,0 +1,92 @@
+"""Differentially private estimation of a missing domain (opt-in: ``domain_share`` > 0).
+
+DP generators need every column's domain to be public. When a user cannot declare one, a DP
+generator may spend ``domain_share`` of its rho on estimating it, split evenly over the columns
+that lack one:
+
+- numerical columns: a noisy histogram over a fixed, public, signed log-scale grid (four bins per
+  decade from 1e-3 to 1e12, and mirrored); the bounds are the grid edges around the noisy 0.5% and
+  99.5% quantiles. Datetimes use a monthly grid from 1900 to 2100.
+- categorical columns: each value's count gets discrete Gaussian noise and the value is released
+  when the noisy count clears a threshold set so a value held by one record escapes with
+  probability at most delta_c (Gaussian thresholding; approximate zCDP). Half of delta is set
+  aside for these; values left out are coded as missing.
+
+Column kinds and integer/float types are treated as public metadata. Every estimated column is
+treated as nullable, since whether a column has missing values is itself a fact about the data.
+Bounds from a coarse public grid are wide; a declared schema is always better.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from synth.dp import PrivateData, gaussian_sigma
+from synth.schema import Column, Schema
+
+_QUANTILE = 0.005
+_POSITIVE = 10.0 ** (np.arange(-12, 49) / 4)  # 1e-3 .. 1e12, four per decade
+NUMERIC_GRID = np.concatenate([-_POSITIVE[::-1], [0.0], _POSITIVE])
+DATE_GRID = (
+    pd.date_range("1900-01-01", "2100-01-01", freq="MS").to_numpy().astype("int64") / 1e9
+).astype(float)
+
+
+def needs_domain(column: Column) -> bool:
+    if column.kind in ("numerical", "datetime"):
+        return column.lower is None or column.upper is None
+    return column.kind == "categorical" and column.categories is None
+
+
+def public_part(schema: Schema) -> Schema:
+    """What may be treated as public in an inferred schema: names, kinds and types only."""
+    return Schema(
+        tuple(
+            replace(c, categories=None, lower=None, upper=None, nullable=True)
+            if c.kind != "boolean"
+            else replace(c, nullable=True)
+            for c in schema.columns
+        ),
+        source="declared",
+    )
+
+
+def estimate_domain(schema: Schema, data: PrivateData, rho: float, delta: float) -> Schema:
+    """Fill in every missing domain in ``schema`` from noisy answers; spends ``rho`` and, over the
+    categorical columns, ``delta``."""
+    missing = [i for i, c in enumerate(schema.columns) if needs_domain(c)]
+    if not missing:
+        return schema
+    sigma = gaussian_sigma(rho / len(missing))
+    categorical = [i for i in missing if schema.columns[i].kind == "categorical"]
+    columns = list(schema.columns)
+    for i in missing:
+        column = columns[i]
+        what = f"domain of {column.name!r}"
+        if column.kind == "categorical":
+            values = data.column_values(i, sigma, delta / len(categorical), what=what)
+            columns[i] = replace(column, categories=tuple(sorted(values)), nullable=True)
+            continue
+        grid = DATE_GRID if column.kind == "datetime" else NUMERIC_GRID
+        lower, upper = _bounds(data.histogram(i, grid, sigma, what=what), grid)
+        if column.kind == "datetime":
+            lower = pd.Timestamp(lower, unit="s").isoformat()
+            upper = pd.Timestamp(upper, unit="s").isoformat()
+        elif column.dtype == "int":
+            lower, upper = float(np.floor(lower)), float(np.ceil(upper))
+        columns[i] = replace(column, lower=lower, upper=upper, nullable=True)
+    return Schema(tuple(columns), source="declared")
+
+
+def _bounds(noisy: np.ndarray, grid: np.ndarray) -> tuple[float, float]:
+    counts = np.clip(noisy, 0, None)
+    total = counts.sum()
+    if total <= 0:  # nothing cleared the noise: the widest public range
+        return float(grid[0]), float(grid[-1])
+    cumulative = np.cumsum(counts) / total
+    low = int(np.searchsorted(cumulative, _QUANTILE, side="left"))
+    high = int(np.searchsorted(cumulative, 1 - _QUANTILE, side="left"))
+    return float(grid[low]), float(grid[min(high + 1, len(grid) - 1)])
