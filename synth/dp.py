@@ -32,6 +32,7 @@ refuses to overspend.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import secrets
@@ -72,21 +73,29 @@ class Budget:
         return rho_for(self.epsilon, self.delta)
 
 
+def _boundary(turns_true: Callable[[float], bool], low: float, high: float) -> tuple[float, float]:
+    """Bisect [low, high] down to the point where ``turns_true`` goes from False to True."""
+    for _ in range(100):
+        middle = (low + high) / 2
+        if turns_true(middle):
+            high = middle
+        else:
+            low = middle
+    return low, high
+
+
 def delta_for(rho: float, epsilon: float) -> float:
     """Smallest delta such that rho-zCDP implies (epsilon, delta)-DP (CKS 2020, Cor. 13)."""
     if rho <= 0:
         return 0.0
     if epsilon < 0:
         raise ParamError(f"epsilon ({epsilon}) must be >= 0")
-    # The exponent is convex in alpha: find its minimum by bisection on the derivative.
-    low, high = 1.0 + 1e-12, max(2.0, (epsilon + 1.0) / (2.0 * rho) + 2.0)
-    for _ in range(200):
-        alpha = (low + high) / 2
-        slope = (2 * alpha - 1) * rho - epsilon + math.log1p(-1.0 / alpha)
-        if slope < 0:
-            low = alpha
-        else:
-            high = alpha
+    # The exponent is convex in alpha: its minimum is where the derivative turns positive.
+    low, high = _boundary(
+        lambda a: (2 * a - 1) * rho - epsilon + math.log1p(-1.0 / a) >= 0,
+        1.0 + 1e-12,
+        max(2.0, (epsilon + 1.0) / (2.0 * rho) + 2.0),
+    )
     alpha = (low + high) / 2
     log_delta = (alpha - 1) * (alpha * rho - epsilon) + (alpha - 1) * math.log1p(-1 / alpha)
     return min(1.0, math.exp(log_delta - math.log(alpha)))
@@ -96,26 +105,14 @@ def epsilon_for(rho: float, delta: float) -> float:
     """Smallest epsilon such that rho-zCDP implies (epsilon, delta)-DP."""
     if rho <= 0:
         return 0.0
-    low, high = 0.0, rho + 2 * math.sqrt(rho * math.log(1 / delta)) + 1.0  # Bun-Steinke bound
-    for _ in range(200):
-        middle = (low + high) / 2
-        if delta_for(rho, middle) <= delta:
-            high = middle
-        else:
-            low = middle
-    return high
+    bun_steinke = rho + 2 * math.sqrt(rho * math.log(1 / delta))  # always enough
+    return _boundary(lambda e: delta_for(rho, e) <= delta, 0.0, bun_steinke + 1.0)[1]
 
 
+@functools.lru_cache(maxsize=256)  # audits fit the same budget hundreds of times
 def rho_for(epsilon: float, delta: float) -> float:
     """Largest rho such that rho-zCDP implies (epsilon, delta)-DP."""
-    low, high = 0.0, epsilon + 1.0
-    for _ in range(200):
-        middle = (low + high) / 2
-        if epsilon_for(middle, delta) <= epsilon:
-            low = middle
-        else:
-            high = middle
-    return low
+    return _boundary(lambda r: epsilon_for(r, delta) > epsilon, 0.0, epsilon + 1.0)[0]
 
 
 def gaussian_rho(sigma: float, sensitivity: float = 1.0) -> float:
