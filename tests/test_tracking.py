@@ -82,10 +82,9 @@ def test_run_holds_params_metrics_tags_and_artifacts(logged, table, declared) ->
     assert tags["synthguard.dataset_digest"] == digest(declared.conform(table))
     assert tags["synthguard.schema_source"] == "declared"
     assert _artifacts(client, result.run_id) == {
-        "split.json",
-        "schema.toml",
-        "synthetic/tvae.parquet",
-    }
+        "split.json", "schema.toml", "synthetic/tvae.parquet", "scorecard.json"
+    }  # fmt: skip
+    assert 0 < run.data.metrics["fidelity.quality"] <= 1
 
 
 def test_dataset_lineage_carries_digests_and_kinds_only(logged, table, declared) -> None:
@@ -167,7 +166,7 @@ def test_inferred_schema_is_not_logged(tmp_path, table) -> None:
     result = run_generate(job, tracking_uri=uri)
     client = MlflowClient(uri)
     assert _artifacts(client, result.run_id) == {
-        "split.json", "schema_kinds.json", "synthetic/independent.parquet"
+        "split.json", "schema_kinds.json", "synthetic/independent.parquet", "scorecard.json"
     }  # fmt: skip
     assert client.get_run(result.run_id).data.tags["synthguard.schema_source"] == "inferred"
 
@@ -178,7 +177,7 @@ def test_identity_logs_neither_its_rows_nor_its_model(tmp_path, table, declared)
     result = run_generate(job, tracking_uri=uri)
     client = MlflowClient(uri)
     run = client.get_run(result.run_id)
-    assert _artifacts(client, result.run_id) == {"split.json", "schema.toml"}
+    assert _artifacts(client, result.run_id) == {"split.json", "schema.toml", "scorecard.json"}
     assert run.data.tags["synthguard.releases_real_rows"] == "true"
     assert result.model_id is None and not run.outputs.model_outputs
     # the user asked for the file, so it is written: it is the training rows
