@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from audit.scores import Score
+from synth.runtime import seeded
 from synth.schema import Schema
 
 
@@ -99,15 +100,19 @@ def _for_sdmetrics(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def quality_report(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema):
-    """SDMetrics' QualityReport (column shapes and pair trends), run as SDMetrics runs it."""
+def quality_report(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, *, seed: int = 0):
+    """SDMetrics' QualityReport (column shapes and pair trends), run as SDMetrics runs it.
+
+    On large tables SDMetrics subsamples rows for pair trends from numpy's global generator;
+    ``seeded`` makes that draw, and so the score, reproducible."""
     from sdmetrics.reports.single_table import QualityReport
 
     metadata = {"columns": {c.name: {"sdtype": _SDTYPES[c.kind]} for c in schema.columns}}
     report = QualityReport()
-    report.generate(
-        _for_sdmetrics(real, schema), _for_sdmetrics(synthetic, schema), metadata, verbose=False
-    )
+    with seeded(seed):
+        report.generate(
+            _for_sdmetrics(real, schema), _for_sdmetrics(synthetic, schema), metadata, verbose=False
+        )
     return report
 
 
@@ -197,7 +202,7 @@ def fidelity_scores(
     real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, *, seed: int = 0
 ) -> tuple[list[Score], dict[str, dict[str, float]]]:
     """Every fidelity score, and per-column details."""
-    report = quality_report(real, synthetic, schema)
+    report = quality_report(real, synthetic, schema, seed=seed)
     properties = report.get_properties().set_index("Property")["Score"]
     scores = [
         Score("fidelity.quality", float(report.get_score()), "max", baseline=1.0,
