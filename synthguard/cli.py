@@ -174,6 +174,8 @@ def score(
     ),
 ) -> None:
     """Score a synthetic table made elsewhere against the real one; log it as its own run."""
+    import pandas as pd
+
     from audit.generate import log_scorecard
     from audit.scorecard import build_scorecard
     from audit.tracking import Tracker
@@ -183,7 +185,8 @@ def score(
     if holdout_file is not None:
         tables["holdout"] = load_table(holdout_file)
     _check_target(target, tables["real"].columns, holdout_rows=holdout_file is not None)
-    declared = _schema(tables["real"], schema_file)
+    # without --schema, types come from all the tables, so the holdout's extremes fit too
+    declared = _schema(pd.concat(tables.values(), ignore_index=True), schema_file)
     typed = {name: declared.conform(frame) for name, frame in tables.items()}
     with _progress() as progress:
         task = progress.add_task("score", total=1)

