@@ -16,15 +16,7 @@ import pandas as pd
 
 from audit.scores import Score
 from synth.runtime import seeded
-from synth.schema import Schema
-
-
-def as_number(values: pd.Series) -> pd.Series:
-    """Numbers as floats, datetimes as seconds since the epoch; missing values NaN."""
-    if pd.api.types.is_datetime64_any_dtype(values):
-        stamps = pd.to_datetime(values)
-        return (stamps.astype("int64") / 1e9).where(stamps.notna())
-    return pd.to_numeric(values, errors="coerce").astype(float)
+from synth.schema import Schema, as_number
 
 
 def _codes(real: pd.Series, synthetic: pd.Series, numerical: bool, bins: int):

@@ -13,10 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from audit.fidelity import as_number
 from audit.scores import Score
 from synth.errors import ParamError
-from synth.schema import Schema
+from synth.schema import Schema, as_number
 
 _GOALS = {"roc_auc": "max", "f1_macro": "max", "r2": "max", "mae": "min"}
 

@@ -448,3 +448,11 @@ def _bound_problems(
         if above:
             found.append(f"{where} has {above} values above its upper bound {shown_upper}")
     return found
+
+
+def as_number(values: pd.Series) -> pd.Series:
+    """Numbers as floats, datetimes as seconds since the epoch; missing values NaN."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        stamps = pd.to_datetime(values)
+        return (stamps.astype("int64") / 1e9).where(stamps.notna())
+    return pd.to_numeric(values, errors="coerce").astype(float)
