@@ -48,16 +48,28 @@ def encode(frame: pd.DataFrame, schema: Schema, reference: pd.DataFrame) -> np.n
     return np.hstack(parts).astype(np.float32) if parts else np.empty((len(frame), 0), np.float32)
 
 
-def nearest_distances(
-    queries: np.ndarray, reference: np.ndarray, *, k: int = 2, chunk: int = 10_000
-) -> np.ndarray:
-    """L1 distances from each query to its ``k`` nearest reference rows, chunk by chunk."""
+def _neighbours(queries: np.ndarray, reference: np.ndarray, k: int, chunk: int):
+    """(distances, indices) of the ``k`` nearest reference rows (L1), chunk by chunk."""
     from sklearn.neighbors import NearestNeighbors
 
     index = NearestNeighbors(n_neighbors=min(k, len(reference)), metric="manhattan", n_jobs=1)
     index.fit(reference)
-    out = [index.kneighbors(queries[i : i + chunk])[0] for i in range(0, len(queries), chunk)]
-    return np.vstack(out) if out else np.empty((0, k))
+    found = [index.kneighbors(queries[i : i + chunk]) for i in range(0, len(queries), chunk)]
+    if not found:
+        return np.empty((0, k)), np.empty((0, k), dtype=int)
+    return np.vstack([d for d, _ in found]), np.vstack([i for _, i in found])
+
+
+def nearest_distances(
+    queries: np.ndarray, reference: np.ndarray, *, k: int = 2, chunk: int = 10_000
+) -> np.ndarray:
+    """L1 distances from each query to its ``k`` nearest reference rows."""
+    return _neighbours(queries, reference, k, chunk)[0]
+
+
+def nearest_indices(queries: np.ndarray, reference: np.ndarray, *, chunk: int = 10_000):
+    """Index of each query's nearest reference row."""
+    return _neighbours(queries, reference, 1, chunk)[1][:, 0]
 
 
 def closest_distance_scores(

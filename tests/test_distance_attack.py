@@ -64,3 +64,27 @@ def test_chunked_search_matches_brute_force() -> None:
     queries, reference = rng.random((300, 6)), rng.random((500, 6))
     brute = np.sort(np.abs(queries[:, None, :] - reference[None]).sum(-1), axis=1)[:, :2]
     assert np.allclose(nearest_distances(queries, reference, k=2, chunk=64), brute, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["identity", "independent"])
+def test_attribute_inference_is_calibrated(game, name) -> None:
+    from attacks.inference import inference_risk
+
+    schema, split, targets, labels = game
+    synthetic = (
+        make_generator(name).fit(split.train, schema, seed=0).sample(len(split.train), seed=1)
+    )
+    members, controls = targets[labels], targets[~labels]
+    risk = inference_risk(members, controls, synthetic, schema, "insurance")
+    if name == "identity":  # the nearest synthetic record is the member itself
+        assert risk.main_rate > 0.95 and risk.low > 0.5
+    else:
+        assert risk.low <= 0.0 <= risk.high
+
+
+def test_wilson_known_answer() -> None:
+    from attacks.inference import wilson
+
+    centre, low, high = wilson(8, 10)
+    assert (round(low, 4), round(high, 4)) == (0.4902, 0.9433)  # Wilson 95% for 8 of 10
+    assert low < centre < high
