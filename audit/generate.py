@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from audit.privacy import AttackSettings, privacy_scores
 from audit.scorecard import build_scorecard
 from audit.scores import Scorecard
 from audit.split import split_holdout
@@ -47,6 +48,7 @@ class GenerateJob:
     score: bool = True
     target: str | None = None
     json_out: Path | None = None
+    attacks: AttackSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -142,16 +144,29 @@ def run_generate(
             model.save(job.save_model)
 
         card = None
-        if job.score:
+        if job.score or job.attacks is not None:
             report("score", 0, 1)
-            card = build_scorecard(
-                split.train, synthetic, job.schema, holdout=split.holdout, target=job.target,
-                seed=job.seed,
+            card = (
+                build_scorecard(
+                    split.train, synthetic, job.schema, holdout=split.holdout,
+                    target=job.target, seed=job.seed,
+                )
+                if job.score
+                else Scorecard()
             )  # fmt: skip
+            report("score", 1, 1)
+            if job.attacks is not None:
+                report("privacy attacks", 0, 1)
+                scores, records = privacy_scores(
+                    split.train, split.holdout, synthetic, job.schema, job.attacks,
+                    delta=getattr(spec, "delta", 0.0),
+                )  # fmt: skip
+                card.extend(scores)
+                run.log_json(records, "privacy_records.json")
+                report("privacy attacks", 1, 1)
             log_scorecard(run, card)
             if job.json_out is not None:
                 write_text_atomic(job.json_out, card.to_json())
-            report("score", 1, 1)
 
         model_id = None
         if spec.releases_real_rows:

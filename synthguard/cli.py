@@ -100,6 +100,69 @@ def generate(
     score: Annotated[bool, typer.Option(help="Score fidelity (and utility with --target).")] = True,
 ) -> None:
     """Fit a generator on DATA (minus a holdout) and write a synthetic table; log the run."""
+    _execute(**locals())
+
+
+@app.command()
+def audit(
+    data: DataArg,
+    generator: Annotated[str, typer.Option("-g", "--generator", help="Generator name.")],
+    seed: SeedOpt = 0,
+    schema_file: SchemaOpt = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="Generator hyper-parameter key=value (repeatable)."),
+    ] = None,
+    threads: ThreadsOpt = 1,
+    epsilon: Annotated[
+        float | None, typer.Option("--epsilon", help="Privacy budget of a DP generator.")
+    ] = None,
+    delta: Annotated[
+        float | None, typer.Option("--delta", help="Delta of a DP generator (default 1e-9).")
+    ] = None,
+    holdout: Annotated[
+        float, typer.Option("--holdout", help="Share of rows held out: the non-member targets.")
+    ] = 0.3,
+    stratify: Annotated[
+        str | None, typer.Option("--stratify", help="Column to stratify the holdout split on.")
+    ] = None,
+    experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment.")] = (
+        "synthguard"
+    ),
+    target: TargetOpt = None,
+    json_out: JsonOpt = None,
+    n_targets: Annotated[
+        int, typer.Option("--n-targets", help="Member targets (and as many non-members).")
+    ] = 200,
+    secret: Annotated[
+        list[str] | None,
+        typer.Option("--secret", help="Column an attacker tries to infer (repeatable)."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--out", help="Also write the synthetic table here.")
+    ] = None,
+) -> None:
+    """Audit a generator before release: fit it, score the synthetic table, run the privacy
+    attacks (closest-distance membership, attribute inference), log everything to one run."""
+    from audit.privacy import AttackSettings
+
+    settings = AttackSettings(n_targets=n_targets, secrets=tuple(secret or ()), seed=seed)
+    _execute(
+        data=data, generator=generator, rows=None, output=output, seed=seed,
+        schema_file=schema_file, param=param, threads=threads, epsilon=epsilon, delta=delta,
+        holdout=holdout, stratify=stratify, experiment=experiment, save_model=None,
+        log_model=True, target=target, json_out=json_out, score=True, attacks=settings,
+        default_output=False,
+    )  # fmt: skip
+
+
+def _execute(
+    *,
+    data, generator, rows, output, seed, schema_file, param, threads, epsilon, delta, holdout,
+    stratify, experiment, save_model, log_model, target, json_out, score, attacks=None,
+    default_output=True,
+) -> None:  # fmt: skip
+    """The generate job behind ``generate`` and ``audit``: options, data, fit, score, log."""
     from audit.generate import GenerateJob, run_generate
     from audit.split import check_split_options
     from synth.dp_models import require_public_domain
@@ -115,13 +178,18 @@ def generate(
         raise ParamError(f"--rows ({rows}) must be >= 1")
     check_split_options(holdout, stratify)
     name = dataset_name(data)
-    out_path = output or Path(f"{_safe(name)}.{spec.name}.csv")
-    check_table_path(out_path)
+    out_path = output or (Path(f"{_safe(name)}.{spec.name}.csv") if default_output else None)
+    if out_path is not None:
+        check_table_path(out_path)
     if save_model is not None and spec.releases_real_rows:
         raise ParamError(f"generator {spec.name!r} holds the training rows; it cannot be saved")
     table = load_table(data)
     check_split_options(holdout, stratify, table.columns)
     _check_target(target, table.columns, holdout_rows=holdout > 0)
+    if attacks is not None:
+        attacks.check(table.columns)
+        if holdout <= 0:
+            raise ParamError("an audit needs non-member records: --holdout > 0")
     schema = _schema(table, schema_file)
 
     with _progress() as progress:
@@ -141,13 +209,15 @@ def generate(
             score=score,
             target=target,
             json_out=json_out,
+            attacks=attacks,
         )
         result = run_generate(job, experiment=experiment, progress=_stage_reporter(progress))
 
     if result.scorecard is not None:
         _print_scorecard(result.scorecard)
     summary = Table(show_header=False, box=None)
-    summary.add_row("synthetic table", f"{result.output}  ({result.rows} rows)")
+    if result.output is not None:
+        summary.add_row("synthetic table", f"{result.output}  ({result.rows} rows)")
     summary.add_row("fit / sample", f"{result.fit_seconds:.1f} s / {result.sample_seconds:.2f} s")
     summary.add_row("MLflow run", f"{result.run_id}  (store {result.tracking_uri})")
     if result.model_id:
@@ -295,7 +365,10 @@ def _check_target(target: str | None, columns, *, holdout_rows: bool) -> None:
 
 
 def _print_scorecard(card) -> None:
-    table = Table("score", "value", "goal", "interval", "baseline", title="scorecard")
+    table = Table(title="scorecard")
+    table.add_column("score", overflow="fold")
+    for heading in ("value", "goal", "interval", "baseline"):
+        table.add_column(heading, no_wrap=True)
     for item in card:
         interval = f"{item.ci[0]:.3f} – {item.ci[1]:.3f}" if item.ci else ""
         baseline = f"{item.baseline:g}" if item.baseline is not None else ""

