@@ -48,7 +48,7 @@ def encode(frame: pd.DataFrame, schema: Schema, reference: pd.DataFrame) -> np.n
     return np.hstack(parts).astype(np.float32) if parts else np.empty((len(frame), 0), np.float32)
 
 
-def _neighbours(queries: np.ndarray, reference: np.ndarray, k: int, chunk: int):
+def neighbours(queries: np.ndarray, reference: np.ndarray, k: int, chunk: int):
     """(distances, indices) of the ``k`` nearest reference rows (L1), chunk by chunk."""
     from sklearn.neighbors import NearestNeighbors
 
@@ -64,12 +64,12 @@ def nearest_distances(
     queries: np.ndarray, reference: np.ndarray, *, k: int = 2, chunk: int = 10_000
 ) -> np.ndarray:
     """L1 distances from each query to its ``k`` nearest reference rows."""
-    return _neighbours(queries, reference, k, chunk)[0]
+    return neighbours(queries, reference, k, chunk)[0]
 
 
 def nearest_indices(queries: np.ndarray, reference: np.ndarray, *, chunk: int = 10_000):
     """Index of each query's nearest reference row."""
-    return _neighbours(queries, reference, 1, chunk)[1][:, 0]
+    return neighbours(queries, reference, 1, chunk)[1][:, 0]
 
 
 def closest_distance_scores(

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from attacks.anonymeter import linkability_risk, singling_out_risk
 from attacks.distance import closest_distance_scores
 from attacks.inference import inference_risk
 from attacks.metrics import AttackResult
@@ -82,6 +83,15 @@ def privacy_scores(
             Score(f"privacy.inference.{secret}.risk", risk.value, "min", ci=(risk.low, risk.high),
                   baseline=0.0, help=f"guessed {risk.main_rate:.0%} of members' {secret}, "
                   f"{risk.control_rate:.0%} of non-members'")
+        )  # fmt: skip
+    for name, risk in (
+        ("singling_out", singling_out_risk(train, holdout, synthetic, schema, seed=settings.seed)),
+        ("linkability", linkability_risk(members, others, synthetic, schema, seed=settings.seed)),
+    ):
+        scores.append(
+            Score(f"privacy.{name}.risk", risk.value, "min", ci=(risk.low, risk.high),
+                  baseline=0.0, help=f"succeeded on {risk.main_rate:.0%} of members, "
+                  f"{risk.control_rate:.0%} of non-members")
         )  # fmt: skip
     records = {
         "row": [int(i) for i in targets.index],
