@@ -159,7 +159,8 @@ def run_generate(
                 report("privacy attacks", 0, 1)
                 scores, records = privacy_scores(
                     split.train, split.holdout, synthetic, job.schema, job.attacks,
-                    delta=getattr(spec, "delta", 0.0),
+                    delta=getattr(spec, "delta", 0.0), spec=spec,
+                    progress=lambda done, total: report("shadow fits", done, total),
                 )  # fmt: skip
                 card.extend(scores)
                 run.log_json(records, "privacy_records.json")

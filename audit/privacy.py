@@ -19,6 +19,7 @@ from attacks.anonymeter import linkability_risk, singling_out_risk
 from attacks.distance import closest_distance_scores
 from attacks.inference import inference_risk
 from attacks.metrics import AttackResult
+from attacks.shadow import choose_targets, shadow_attack
 from audit.scores import Score
 from synth.errors import ParamError
 from synth.schema import Schema
@@ -29,10 +30,19 @@ class AttackSettings:
     n_targets: int = 200
     secrets: tuple[str, ...] = ()
     seed: int = 0
+    n_shadow: int = 0
+    shadow_targets: int = 20
+    jobs: int = 1
 
     def check(self, columns) -> None:
         if self.n_targets < 2:
             raise ParamError(f"--n-targets ({self.n_targets}) must be >= 2")
+        if self.n_shadow < 0 or 0 < self.n_shadow < 4:
+            raise ParamError(f"--n-shadow ({self.n_shadow}) must be 0 or >= 4")
+        if self.shadow_targets < 1:
+            raise ParamError(f"--shadow-targets ({self.shadow_targets}) must be >= 1")
+        if self.jobs < 1:
+            raise ParamError(f"--jobs ({self.jobs}) must be >= 1")
         unknown = [s for s in self.secrets if s not in set(columns)]
         if unknown:
             raise ParamError(f"--secret names no column: {', '.join(unknown)}")
@@ -60,8 +70,11 @@ def privacy_scores(
     settings: AttackSettings,
     *,
     delta: float = 0.0,
+    spec: Any = None,
+    progress: Any = None,
 ) -> tuple[list[Score], dict[str, Any]]:
-    """Scores of every no-box attack, and per-record results (row positions only)."""
+    """Scores of every attack, and per-record results (row positions only). The shadow-model
+    attack runs when ``settings.n_shadow`` > 0 and ``spec`` (the generator) is given."""
     if len(holdout) < 2:
         raise ParamError("privacy attacks need non-member records: use --holdout > 0")
     rng = np.random.default_rng(settings.seed)
@@ -98,4 +111,46 @@ def privacy_scores(
         "member": labels.tolist(),
         **{name: (-values).tolist() for name, values in membership.items()},
     }
-    return scores, {"targets": k, "records": records}
+    details: dict[str, Any] = {"targets": k, "records": records}
+    if settings.n_shadow and spec is not None:
+        shadow_scores, details["shadow"] = _shadow(
+            train, holdout, schema, settings, spec, delta, progress
+        )
+        scores += shadow_scores
+    return scores, details
+
+
+def _shadow(train, holdout, schema, settings, spec, delta, progress):
+    """The shared-fit shadow attack on the most vulnerable and on random training records; the
+    holdout is the attacker's auxiliary data."""
+    outliers, randoms = choose_targets(train, schema, settings.shadow_targets, seed=settings.seed)
+    rows = np.r_[outliers, randoms]
+    groups = np.r_[np.full(len(outliers), "outlier"), np.full(len(randoms), "random")]
+    targets = train.iloc[rows]
+    shadow_size = max(len(rows) + 10, len(holdout) // 2)
+    result = shadow_attack(
+        spec, schema, holdout, targets, n_shadow=settings.n_shadow, shadow_size=shadow_size,
+        seed=settings.seed, jobs=settings.jobs, progress=progress,
+    )  # fmt: skip
+    scores = [Score("cost.generator_fits", float(result.fits), "min")]
+    for name, matrix in (
+        ("shadow_distance", result.distance),
+        ("shadow_groundhog", result.groundhog),
+    ):
+        pooled = AttackResult.of(
+            matrix.ravel(), result.labels.ravel(), seed=settings.seed, delta=delta
+        )
+        scores += _membership_scores(name, pooled)
+        for group in ("outlier", "random"):
+            mask = groups == group
+            part = AttackResult.of(
+                matrix[:, mask].ravel(), result.labels[:, mask].ravel(), seed=settings.seed
+            )
+            scores.append(Score(f"privacy.{name}.{group}.auc", part.auc, "min", ci=part.auc_ci,
+                                baseline=0.5, help=f"{group} targets"))  # fmt: skip
+    per_target = [
+        {"row": int(train.index[r]), "group": g,
+         "distance_auc": AttackResult.of(result.distance[:, j], result.labels[:, j]).auc}
+        for j, (r, g) in enumerate(zip(rows, groups, strict=True))
+    ]  # fmt: skip
+    return scores, {"fits": result.fits, "targets": per_target}

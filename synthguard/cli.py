@@ -141,12 +141,22 @@ def audit(
     output: Annotated[
         Path | None, typer.Option("--out", help="Also write the synthetic table here.")
     ] = None,
+    n_shadow: Annotated[
+        int, typer.Option("--n-shadow", help="Shadow fits for the black-box attack (0: none).")
+    ] = 0,
+    shadow_targets: Annotated[
+        int, typer.Option("--shadow-targets", help="Outlier (and as many random) targets.")
+    ] = 20,
+    jobs: Annotated[int, typer.Option("--jobs", help="Shadow fits run side by side.")] = 1,
 ) -> None:
     """Audit a generator before release: fit it, score the synthetic table, run the privacy
     attacks (closest-distance membership, attribute inference), log everything to one run."""
     from audit.privacy import AttackSettings
 
-    settings = AttackSettings(n_targets=n_targets, secrets=tuple(secret or ()), seed=seed)
+    settings = AttackSettings(
+        n_targets=n_targets, secrets=tuple(secret or ()), seed=seed, n_shadow=n_shadow,
+        shadow_targets=shadow_targets, jobs=jobs,
+    )  # fmt: skip
     _execute(
         data=data, generator=generator, rows=None, output=output, seed=seed,
         schema_file=schema_file, param=param, threads=threads, epsilon=epsilon, delta=delta,

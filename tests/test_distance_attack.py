@@ -128,3 +128,25 @@ def test_mst_at_epsilon_1_is_never_certified_above_1(nmes) -> None:
         )  # fmt: skip
         bounds = {s.name: s.value for s in scores if s.name.endswith("epsilon_lb")}
         assert bounds and all(value <= 1.0 for value in bounds.values())
+
+
+@pytest.mark.parametrize("name", ["identity", "independent"])
+def test_shadow_attack_calibration(game, name) -> None:
+    from audit.privacy import AttackSettings, privacy_scores
+
+    schema, split, _, _ = game
+    train, holdout = split.train.iloc[:1500], split.holdout.iloc[:800]
+    synthetic = make_generator(name).fit(train, schema, seed=0).sample(len(train), seed=1)
+    settings = AttackSettings(n_targets=100, n_shadow=16, shadow_targets=10, seed=0)
+    scores, details = privacy_scores(
+        train, holdout, synthetic, schema, settings, spec=make_generator(name)
+    )
+    found = {s.name: s for s in scores}
+    assert found["cost.generator_fits"].value == 16
+    assert len(details["shadow"]["targets"]) == 20
+    auc = found["privacy.shadow_distance.auc"]
+    if name == "identity":
+        assert auc.value >= 0.9
+    else:
+        random = found["privacy.shadow_distance.random.auc"]
+        assert random.ci[0] <= 0.5 <= random.ci[1]

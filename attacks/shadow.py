@@ -1,0 +1,154 @@
+"""Black-box shadow-model membership attack, with shadow fits shared by every target.
+
+Threat model: the attacker holds an auxiliary sample of the population and can fit the generator
+on data of its choice. For each of ``n_shadow`` fits it draws a training set from the auxiliary
+data and adds each candidate target independently with probability 1/2 (the LiRA design of
+Carlini et al., S&P 2022), so one set of N fits gives in/out labels for every target at once,
+instead of N fits per target as in TAPAS (Houssiau et al. 2022). Each fit is a pure task (spec,
+data, seed in; synthetic table out) run by joblib, one thread per worker; logging stays with the
+caller.
+
+Two attacks score the same fits:
+
+- ``shadow_distance``: minus the target's distance to the closest synthetic record.
+- ``shadow_groundhog``: per target, a classifier on naive statistics of the synthetic table
+  (means, spreads, quantiles, category shares, correlations; Stadler et al., USENIX Security
+  2022), its scores cross-validated across the fits.
+
+Targets are chosen by vulnerability (mean distance to the k nearest training records, as in
+Meeus et al., "Achilles' Heels", 2023): the top outliers, and as many random records as a
+control, reported apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from attacks.distance import encode, nearest_distances
+from synth.schema import Schema, as_number
+
+
+def vulnerability(records: pd.DataFrame, schema: Schema, *, k: int = 5) -> np.ndarray:
+    """Mean distance of each record to its ``k`` nearest other records (higher: more exposed)."""
+    encoded = encode(records, schema, records)
+    distances = nearest_distances(encoded, encoded, k=k + 1)
+    return distances[:, 1:].mean(axis=1)
+
+
+def choose_targets(
+    records: pd.DataFrame, schema: Schema, count: int, *, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the ``count`` most vulnerable records, and of ``count`` random others."""
+    scores = vulnerability(records, schema)
+    outliers = np.argsort(-scores, kind="mergesort")[:count]
+    rest = np.setdiff1d(np.arange(len(records)), outliers)
+    randoms = np.random.default_rng(seed).choice(rest, min(count, len(rest)), replace=False)
+    return np.sort(outliers), np.sort(randoms)
+
+
+@dataclass(frozen=True)
+class ShadowFit:
+    """One pure task: fit ``spec`` on ``data`` and sample ``rows`` rows."""
+
+    spec: object
+    schema: Schema
+    data: pd.DataFrame
+    rows: int
+    seed: int
+
+    def __call__(self) -> pd.DataFrame:
+        model = self.spec.fit(self.data, self.schema, seed=self.seed)
+        return model.sample(self.rows, seed=self.seed + 1)
+
+
+def naive_features(synthetic: pd.DataFrame, schema: Schema, categories: dict) -> np.ndarray:
+    """Groundhog's naive feature set of one synthetic table."""
+    parts, numbers = [], []
+    for column in schema.columns:
+        values = synthetic[column.name]
+        if column.kind in ("numerical", "datetime"):
+            x = as_number(values).to_numpy()
+            x = x[~np.isnan(x)] if np.isnan(x).any() else x
+            stats = np.quantile(x, [0.0, 0.25, 0.5, 0.75, 1.0]) if len(x) else np.zeros(5)
+            parts.append(np.r_[x.mean() if len(x) else 0, x.std() if len(x) else 0, stats])
+            numbers.append(as_number(values).fillna(0).to_numpy())
+        else:
+            text = values.astype(str)
+            parts.append(np.array([(text == c).mean() for c in categories[column.name]]))
+    if len(numbers) > 1:
+        correlation = np.nan_to_num(np.corrcoef(np.vstack(numbers)))
+        parts.append(correlation[np.triu_indices(len(numbers), 1)])
+    return np.concatenate(parts)
+
+
+@dataclass
+class ShadowResult:
+    """Per fit and target: membership labels and the two attacks' scores."""
+
+    labels: np.ndarray  # (n_shadow, n_targets) bool
+    distance: np.ndarray  # (n_shadow, n_targets): higher means "member"
+    groundhog: np.ndarray  # (n_shadow, n_targets): cross-validated member probability
+    fits: int
+
+
+def shadow_attack(
+    spec,
+    schema: Schema,
+    auxiliary: pd.DataFrame,
+    targets: pd.DataFrame,
+    *,
+    n_shadow: int,
+    shadow_size: int,
+    seed: int,
+    jobs: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> ShadowResult:
+    """Run the shared-fit shadow attack on ``targets`` with ``n_shadow`` generator fits."""
+    from joblib import Parallel, delayed
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(seed)
+    labels = rng.random((n_shadow, len(targets))) < 0.5
+    tasks = []
+    for i in range(n_shadow):
+        chosen = targets[labels[i]]
+        base = auxiliary.iloc[rng.choice(len(auxiliary), shadow_size - len(chosen), replace=False)]
+        data = pd.concat([base, chosen], ignore_index=True)
+        tasks.append(ShadowFit(spec, schema, data, shadow_size, int(rng.integers(2**31))))
+    synthetic = []
+    report = progress or (lambda done, total: None)
+    batch = max(1, jobs)
+    for start in range(0, n_shadow, batch):  # batches: progress between them
+        chunk = tasks[start : start + batch]
+        synthetic += Parallel(n_jobs=jobs)(delayed(task)() for task in chunk)
+        report(len(synthetic), n_shadow)
+
+    categories = {
+        c.name: sorted(set(auxiliary[c.name].dropna().astype(str)))
+        for c in schema.columns if c.kind not in ("numerical", "datetime")
+    }  # fmt: skip
+    encoded_targets = [encode(targets, schema, table) for table in synthetic]
+    distance = np.vstack([
+        -nearest_distances(t, encode(table, schema, table), k=1)[:, 0]
+        for t, table in zip(encoded_targets, synthetic, strict=True)
+    ])  # fmt: skip
+    features = np.vstack([naive_features(table, schema, categories) for table in synthetic])
+    groundhog = np.full(labels.shape, 0.5)
+    folds = min(5, n_shadow // 2)
+    for j in range(len(targets)):
+        y = labels[:, j]
+        if folds < 2 or y.sum() < folds or (~y).sum() < folds:
+            continue  # too few fits on one side to cross-validate
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+        groundhog[:, j] = cross_val_predict(
+            model, features, y, cv=splitter, method="predict_proba"
+        )[:, 1]
+    return ShadowResult(labels, distance, groundhog, n_shadow)
