@@ -46,6 +46,21 @@ SchemaOpt = Annotated[
     typer.Option("--schema", help="Declared schema (TOML). Without it the domain is inferred."),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed: the same seed gives the same output.")]
+GeneratorOpt = Annotated[str, typer.Option("-g", "--generator", help="Generator name.")]
+ParamOpt = Annotated[
+    list[str] | None,
+    typer.Option("--param", help="Generator hyper-parameter key=value (repeatable)."),
+]
+EpsilonOpt = Annotated[
+    float | None, typer.Option("--epsilon", help="Privacy budget of a DP generator.")
+]
+DeltaOpt = Annotated[
+    float | None, typer.Option("--delta", help="Delta of a DP generator (default 1e-9).")
+]
+StratifyOpt = Annotated[
+    str | None, typer.Option("--stratify", help="Column to stratify the holdout split on.")
+]
+ExperimentOpt = Annotated[str, typer.Option("--experiment", help="MLflow experiment.")]
 TargetOpt = Annotated[
     str | None, typer.Option("--target", help="Column to predict for the utility scores.")
 ]
@@ -60,7 +75,7 @@ ThreadsOpt = Annotated[
 @app.command()
 def generate(
     data: DataArg,
-    generator: Annotated[str, typer.Option("-g", "--generator", help="Generator name.")],
+    generator: GeneratorOpt,
     rows: Annotated[
         int | None, typer.Option("--rows", help="Rows to sample (default: training rows).")
     ] = None,
@@ -69,26 +84,15 @@ def generate(
     ] = None,
     seed: SeedOpt = 0,
     schema_file: SchemaOpt = None,
-    param: Annotated[
-        list[str] | None,
-        typer.Option("--param", help="Generator hyper-parameter key=value (repeatable)."),
-    ] = None,
+    param: ParamOpt = None,
     threads: ThreadsOpt = 1,
-    epsilon: Annotated[
-        float | None, typer.Option("--epsilon", help="Privacy budget of a DP generator.")
-    ] = None,
-    delta: Annotated[
-        float | None, typer.Option("--delta", help="Delta of a DP generator (default 1e-9).")
-    ] = None,
+    epsilon: EpsilonOpt = None,
+    delta: DeltaOpt = None,
     holdout: Annotated[
         float, typer.Option("--holdout", help="Share of rows held out, never fitted on.")
     ] = 0.2,
-    stratify: Annotated[
-        str | None, typer.Option("--stratify", help="Column to stratify the holdout split on.")
-    ] = None,
-    experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment.")] = (
-        "synthguard"
-    ),
+    stratify: StratifyOpt = None,
+    experiment: ExperimentOpt = "synthguard",
     save_model: Annotated[
         Path | None, typer.Option("--save-model", help="Also save the fitted model (a pickle).")
     ] = None,
@@ -106,29 +110,18 @@ def generate(
 @app.command()
 def audit(
     data: DataArg,
-    generator: Annotated[str, typer.Option("-g", "--generator", help="Generator name.")],
+    generator: GeneratorOpt,
     seed: SeedOpt = 0,
     schema_file: SchemaOpt = None,
-    param: Annotated[
-        list[str] | None,
-        typer.Option("--param", help="Generator hyper-parameter key=value (repeatable)."),
-    ] = None,
+    param: ParamOpt = None,
     threads: ThreadsOpt = 1,
-    epsilon: Annotated[
-        float | None, typer.Option("--epsilon", help="Privacy budget of a DP generator.")
-    ] = None,
-    delta: Annotated[
-        float | None, typer.Option("--delta", help="Delta of a DP generator (default 1e-9).")
-    ] = None,
+    epsilon: EpsilonOpt = None,
+    delta: DeltaOpt = None,
     holdout: Annotated[
         float, typer.Option("--holdout", help="Share of rows held out: the non-member targets.")
     ] = 0.3,
-    stratify: Annotated[
-        str | None, typer.Option("--stratify", help="Column to stratify the holdout split on.")
-    ] = None,
-    experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment.")] = (
-        "synthguard"
-    ),
+    stratify: StratifyOpt = None,
+    experiment: ExperimentOpt = "synthguard",
     target: TargetOpt = None,
     json_out: JsonOpt = None,
     n_targets: Annotated[
@@ -150,7 +143,8 @@ def audit(
     jobs: Annotated[int, typer.Option("--jobs", help="Shadow fits run side by side.")] = 1,
 ) -> None:
     """Audit a generator before release: fit it, score the synthetic table, run the privacy
-    attacks (closest-distance membership, attribute inference), log everything to one run."""
+    attacks (closest distance, attribute inference, singling out, linkability, and with
+    --n-shadow the shadow-model attack), log everything to one run."""
     from audit.privacy import AttackSettings
 
     settings = AttackSettings(
@@ -249,9 +243,7 @@ def score(
     json_out: JsonOpt = None,
     schema_file: SchemaOpt = None,
     seed: SeedOpt = 0,
-    experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment.")] = (
-        "synthguard"
-    ),
+    experiment: ExperimentOpt = "synthguard",
 ) -> None:
     """Score a synthetic table made elsewhere against the real one; log it as its own run."""
     import pandas as pd
