@@ -128,6 +128,11 @@ def _shadow(train, holdout, schema, settings, spec, delta, progress):
     groups = np.r_[np.full(len(outliers), "outlier"), np.full(len(randoms), "random")]
     targets = train.iloc[rows]
     shadow_size = max(len(rows) + 10, len(holdout) // 2)
+    if shadow_size > len(holdout):
+        raise ParamError(
+            f"the shadow attack draws training sets of {shadow_size} rows from the holdout, "
+            f"which has {len(holdout)}: use a larger --holdout or fewer --shadow-targets"
+        )
     result = shadow_attack(
         spec, schema, holdout, targets, n_shadow=settings.n_shadow, shadow_size=shadow_size,
         seed=settings.seed, jobs=settings.jobs, progress=progress,
