@@ -21,6 +21,7 @@ from attacks.inference import inference_risk
 from attacks.metrics import AttackResult
 from attacks.shadow import choose_targets, shadow_attack
 from audit.scores import Score
+from audit.split import holdout_size
 from synth.errors import ParamError
 from synth.schema import Schema
 
@@ -34,7 +35,9 @@ class AttackSettings:
     shadow_targets: int = 20
     jobs: int = 1
 
-    def check(self, columns) -> None:
+    def check(self, columns, *, rows: int | None = None, holdout: float | None = None) -> None:
+        """Validate the settings; with the table's size and holdout share, also that the shadow
+        attack will have enough auxiliary rows (before anything is fitted)."""
         if self.n_targets < 2:
             raise ParamError(f"--n-targets ({self.n_targets}) must be >= 2")
         if self.n_shadow < 0 or 0 < self.n_shadow < 4:
@@ -43,6 +46,9 @@ class AttackSettings:
             raise ParamError(f"--shadow-targets ({self.shadow_targets}) must be >= 1")
         if self.jobs < 1:
             raise ParamError(f"--jobs ({self.jobs}) must be >= 1")
+        if self.n_shadow and rows is not None and holdout is not None:
+            held = holdout_size(rows, holdout)
+            shadow_size(rows - held, held, self.shadow_targets)
         unknown = [s for s in self.secrets if s not in set(columns)]
         if unknown:
             raise ParamError(f"--secret names no column: {', '.join(unknown)}")
@@ -120,6 +126,19 @@ def privacy_scores(
     return scores, details
 
 
+def shadow_size(n_train: int, n_holdout: int, shadow_targets: int) -> int:
+    """Rows of each shadow training set: half the holdout (the attacker's auxiliary data), and
+    room for every target; refuses a holdout too small for that."""
+    targets = min(2 * shadow_targets, n_train)
+    size = max(targets + 10, n_holdout // 2)
+    if size > n_holdout:
+        raise ParamError(
+            f"the shadow attack draws training sets of {size} rows from the holdout, which has "
+            f"{n_holdout}: use a larger --holdout or fewer --shadow-targets"
+        )
+    return size
+
+
 def _shadow(train, holdout, schema, settings, spec, delta, progress):
     """The shared-fit shadow attack on the most vulnerable and on random training records; the
     holdout is the attacker's auxiliary data."""
@@ -127,14 +146,9 @@ def _shadow(train, holdout, schema, settings, spec, delta, progress):
     rows = np.r_[outliers, randoms]
     groups = np.r_[np.full(len(outliers), "outlier"), np.full(len(randoms), "random")]
     targets = train.iloc[rows]
-    shadow_size = max(len(rows) + 10, len(holdout) // 2)
-    if shadow_size > len(holdout):
-        raise ParamError(
-            f"the shadow attack draws training sets of {shadow_size} rows from the holdout, "
-            f"which has {len(holdout)}: use a larger --holdout or fewer --shadow-targets"
-        )
+    size = shadow_size(len(train), len(holdout), settings.shadow_targets)
     result = shadow_attack(
-        spec, schema, holdout, targets, n_shadow=settings.n_shadow, shadow_size=shadow_size,
+        spec, schema, holdout, targets, n_shadow=settings.n_shadow, shadow_size=size,
         seed=settings.seed, jobs=settings.jobs, progress=progress,
     )  # fmt: skip
     scores = [Score("cost.generator_fits", float(result.fits), "min")]

@@ -55,7 +55,7 @@ def split_holdout(
     if fraction == 0:
         chosen = np.array([], dtype=int)
     elif stratify is None:
-        size = _holdout_size(n, fraction)
+        size = holdout_size(n, fraction)
         chosen = rng.choice(n, size=size, replace=False)
     else:
         chosen = _stratified(data[stratify], fraction, rng)
@@ -84,7 +84,8 @@ def check_split_options(
         raise ParamError(f"cannot stratify on {stratify!r}: no such column")
 
 
-def _holdout_size(n: int, fraction: float) -> int:
+def holdout_size(n: int, fraction: float) -> int:
+    """Rows an unstratified split of ``n`` rows holds out."""
     return min(n - 1, max(1, round(n * fraction))) if n > 1 else 0
 
 
@@ -96,6 +97,6 @@ def _stratified(labels: pd.Series, fraction: float, rng: np.random.Generator) ->
     chosen = []
     for code in np.unique(codes):
         members = np.flatnonzero(codes == code)
-        size = _holdout_size(len(members), fraction)
+        size = holdout_size(len(members), fraction)
         chosen.append(rng.choice(members, size=size, replace=False))
     return np.concatenate(chosen) if chosen else np.array([], dtype=int)

@@ -191,7 +191,7 @@ def _execute(
     check_split_options(holdout, stratify, table.columns)
     _check_target(target, table.columns, holdout_rows=holdout > 0)
     if attacks is not None:
-        attacks.check(table.columns)
+        attacks.check(table.columns, rows=len(table), holdout=holdout)
         if holdout <= 0:
             raise ParamError("an audit needs non-member records: --holdout > 0")
     schema = _schema(table, schema_file)

