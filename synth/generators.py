@@ -21,7 +21,7 @@ import math
 import pickle
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -374,8 +374,3 @@ class Independent(BaseGenerator):
         ):
             columns[name] = values[rng.choice(len(values), size=n, p=share)]
         return pd.DataFrame(columns)
-
-
-def spec_fields(generator: type[BaseGenerator]) -> dict[str, Any]:
-    """Hyper-parameter name -> default value for a generator class."""
-    return {f.name: f.default for f in fields(generator)}
