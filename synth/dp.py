@@ -308,6 +308,11 @@ class PrivateData:
         self.accountant, self.noise = accountant, noise
         self._reads = _reads if _reads is not None else [0]  # shared with remapped twins
 
+    def _pay(self, rho: float, **ledger: Any) -> None:
+        """Spend first (the accountant may refuse), then count the read: the one way in."""
+        self.accountant.spend(rho, **ledger)
+        self._reads[0] += 1
+
     @property
     def reads(self) -> int:
         """How many calls read the data; each one spent budget first."""
@@ -339,11 +344,10 @@ class PrivateData:
         """
         from scipy.stats import norm
 
-        self.accountant.spend(
+        self._pay(
             gaussian_rho(sigma), mechanism="gaussian threshold", what=what, sigma=sigma,
             delta=delta,
         )  # fmt: skip
-        self._reads[0] += 1
         present = [v for v in self._raw[column] if v is not None and v == v]  # drop None, NaN
         values, counts = np.unique(np.asarray(present, dtype=object), return_counts=True)
         noisy = counts + self.noise.discrete_gaussian(sigma, counts.size)
@@ -353,10 +357,9 @@ class PrivateData:
     def histogram(self, column: int, edges: np.ndarray, sigma: float, *, what: str) -> np.ndarray:
         """Noisy counts of a numerical column in the public bins ``edges`` (values below the
         first edge count in the first bin, above the last in the last; missing ones nowhere)."""
-        self.accountant.spend(
+        self._pay(
             gaussian_rho(sigma), mechanism="gaussian", what=what, sigma=sigma, bins=len(edges) - 1
         )
-        self._reads[0] += 1
         values = np.asarray(self._raw[column], dtype=float)
         values = values[~np.isnan(values)]
         cells = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
@@ -369,14 +372,13 @@ class PrivateData:
 
     def measure(self, clique: Clique, sigma: float, *, what: str = "") -> np.ndarray:
         """Counts of the marginal on ``clique`` (flat, C order) plus discrete Gaussian noise."""
-        self.accountant.spend(
+        self._pay(
             gaussian_rho(sigma),
             mechanism="gaussian",
             what=what or f"marginal {clique}",
             sigma=sigma,
             clique=list(clique),
         )
-        self._reads[0] += 1
         counts = self._counts(clique)
         return (counts + self.noise.discrete_gaussian(sigma, counts.size)).astype(np.float64)
 
@@ -391,7 +393,7 @@ class PrivateData:
         what: str,
     ) -> int:
         """Exponential mechanism over ``candidates``; ``score`` sees each one's true counts."""
-        self.accountant.spend(
+        self._pay(
             exponential_rho(epsilon),
             mechanism="exponential",
             what=what,
@@ -399,7 +401,6 @@ class PrivateData:
             sensitivity=sensitivity,
             candidates=len(candidates),
         )
-        self._reads[0] += 1
         scores = np.array([score(c, self._counts(clique_of(c))) for c in candidates])
         return exponential_mechanism(scores, epsilon, sensitivity, self.noise)
 
