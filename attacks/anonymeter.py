@@ -88,7 +88,7 @@ def linkability_risk(
     def links(targets: pd.DataFrame) -> int:
         found = [
             neighbours(encode(targets, half, synthetic), encode(synthetic, half, synthetic),
-                        n_neighbours, 10_000)[1]
+                        n_neighbours)[1]
             for half in halves
         ]  # fmt: skip
         return sum(bool(set(a) & set(b)) for a, b in zip(found[0], found[1], strict=True))

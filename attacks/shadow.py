@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from attacks.distance import encode, nearest_distances
+from attacks.threat import Knowledge
 from synth.schema import Schema, as_number
 
 
@@ -105,9 +106,15 @@ def shadow_attack(
     shadow_size: int,
     seed: int,
     jobs: int = 1,
+    knowledge: Knowledge = "auxiliary",
     progress: Callable[[int, int], None] | None = None,
 ) -> ShadowResult:
-    """Run the shared-fit shadow attack on ``targets`` with ``n_shadow`` generator fits."""
+    """Run the shared-fit shadow attack on ``targets`` with ``n_shadow`` generator fits.
+
+    ``knowledge`` is the attacker's (see ``attacks.threat``): with ``"auxiliary"`` each shadow
+    set is ``shadow_size`` rows drawn from ``auxiliary`` plus the targets drawn in; with
+    ``"all_but_one"``, ``auxiliary`` is the training set without the targets, used whole, so the
+    shadow sets differ only in the targets (the neighbouring datasets of the DP game)."""
     from joblib import Parallel, delayed
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -119,7 +126,11 @@ def shadow_attack(
     tasks = []
     for i in range(n_shadow):
         chosen = targets[labels[i]]
-        base = auxiliary.iloc[rng.choice(len(auxiliary), shadow_size - len(chosen), replace=False)]
+        if knowledge == "all_but_one":  # the training set without the targets, plus those in
+            base = auxiliary
+        else:
+            picked = rng.choice(len(auxiliary), shadow_size - len(chosen), replace=False)
+            base = auxiliary.iloc[picked]
         data = pd.concat([base, chosen], ignore_index=True)
         tasks.append(ShadowFit(spec, schema, data, shadow_size, int(rng.integers(2**31))))
     synthetic = []

@@ -163,6 +163,7 @@ def run_generate(
                     progress=lambda done, total: report("shadow fits", done, total),
                 )  # fmt: skip
                 card.extend(scores)
+                run.log_json(records.pop("threat_models"), "threat_models.json")
                 run.log_json(records, "privacy_records.json")
                 report("privacy attacks", 1, 1)
             log_scorecard(run, card)

@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 
 from attacks.anonymeter import linkability_risk, singling_out_risk
-from attacks.distance import closest_distance_scores
+from attacks.distance import closest_distance_scores, density_ratio_scores
 from attacks.inference import inference_risk
 from attacks.metrics import AttackResult
 from attacks.shadow import choose_targets, shadow_attack
+from attacks.threat import KNOWLEDGE, attack_threats
 from audit.scores import Score
 from audit.split import holdout_size
 from synth.errors import ParamError
@@ -34,6 +35,7 @@ class AttackSettings:
     n_shadow: int = 0
     shadow_targets: int = 20
     jobs: int = 1
+    knowledge: str = "auxiliary"  # the shadow attacker's (attacks.threat)
 
     def check(self, columns, *, rows: int | None = None, holdout: float | None = None) -> None:
         """Validate the settings; with the table's size and holdout share, also that the shadow
@@ -46,7 +48,16 @@ class AttackSettings:
             raise ParamError(f"--shadow-targets ({self.shadow_targets}) must be >= 1")
         if self.jobs < 1:
             raise ParamError(f"--jobs ({self.jobs}) must be >= 1")
-        if self.n_shadow and rows is not None and holdout is not None:
+        if self.knowledge not in KNOWLEDGE:
+            raise ParamError(
+                f"--knowledge ({self.knowledge}) must be one of: {', '.join(KNOWLEDGE)}"
+            )
+        if (
+            self.n_shadow
+            and rows is not None
+            and holdout is not None
+            and self.knowledge == "auxiliary"
+        ):
             held = holdout_size(rows, holdout)
             shadow_size(rows - held, held, self.shadow_targets)
         unknown = [s for s in self.secrets if s not in set(columns)]
@@ -93,6 +104,9 @@ def privacy_scores(
 
     scores: list[Score] = []
     membership = closest_distance_scores(targets, synthetic, schema)
+    reference = holdout.drop(holdout.index[other_rows])  # the attacker's population sample
+    if len(reference):
+        membership["density_ratio"] = density_ratio_scores(targets, synthetic, reference, schema)
     for name, values in membership.items():
         result = AttackResult.of(values, labels, seed=settings.seed, delta=delta)
         scores += _membership_scores(name, result)
@@ -115,7 +129,7 @@ def privacy_scores(
     records = {
         "row": [int(i) for i in targets.index],
         "member": labels.tolist(),
-        **{name: (-values).tolist() for name, values in membership.items()},
+        **{f"{name}_score": values.tolist() for name, values in membership.items()},
     }
     details: dict[str, Any] = {"targets": k, "records": records}
     if settings.n_shadow and spec is not None:
@@ -123,6 +137,12 @@ def privacy_scores(
             train, holdout, schema, settings, spec, delta, progress
         )
         scores += shadow_scores
+    ran = {s.name.split(".")[1] for s in scores}
+    details["threat_models"] = {
+        name: threat.as_dict()
+        for name, threat in attack_threats(knowledge=settings.knowledge).items()
+        if name in ran
+    }
     return scores, details
 
 
@@ -141,15 +161,20 @@ def shadow_size(n_train: int, n_holdout: int, shadow_targets: int) -> int:
 
 def _shadow(train, holdout, schema, settings, spec, delta, progress):
     """The shared-fit shadow attack on the most vulnerable and on random training records; the
-    holdout is the attacker's auxiliary data."""
+    attacker's data is the holdout, or with ``all_but_one`` knowledge the other training rows."""
     outliers, randoms = choose_targets(train, schema, settings.shadow_targets, seed=settings.seed)
     rows = np.r_[outliers, randoms]
     groups = np.r_[np.full(len(outliers), "outlier"), np.full(len(randoms), "random")]
     targets = train.iloc[rows]
-    size = shadow_size(len(train), len(holdout), settings.shadow_targets)
+    if settings.knowledge == "all_but_one":  # the attacker knows every other training record
+        auxiliary = train.iloc[np.setdiff1d(np.arange(len(train)), rows)]
+        size = len(auxiliary) + len(rows) // 2
+    else:  # the attacker's auxiliary data: the holdout
+        auxiliary = holdout
+        size = shadow_size(len(train), len(holdout), settings.shadow_targets)
     result = shadow_attack(
-        spec, schema, holdout, targets, n_shadow=settings.n_shadow, shadow_size=size,
-        seed=settings.seed, jobs=settings.jobs, progress=progress,
+        spec, schema, auxiliary, targets, n_shadow=settings.n_shadow, shadow_size=size,
+        seed=settings.seed, jobs=settings.jobs, knowledge=settings.knowledge, progress=progress,
     )  # fmt: skip
     scores = [Score("cost.generator_fits", float(result.fits), "min")]
     for name, matrix in (

@@ -1,6 +1,6 @@
 """Privacy attack costs: nearest-record search, and shadow fits shared across targets.
 
-(a) Closest-record search on mixed-type rows: synthguard's chunked L1 tree search
+(a) Closest-record search on mixed-type rows: synthguard's exact block search
     (``attacks.distance``) against SDMetrics' ``DCROverfittingProtection`` (the same question:
     each real row's distance to the closest synthetic row), at growing sizes (n real rows against
     n synthetic rows, AER::NMES1988 resampled). Seconds and peak traced memory for both; the

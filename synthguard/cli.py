@@ -141,6 +141,14 @@ def audit(
         int, typer.Option("--shadow-targets", help="Outlier (and as many random) targets.")
     ] = 20,
     jobs: Annotated[int, typer.Option("--jobs", help="Shadow fits run side by side.")] = 1,
+    knowledge: Annotated[
+        str,
+        typer.Option(
+            "--knowledge",
+            help="Shadow attacker's data: auxiliary (a population sample, the holdout) or "
+            "all_but_one (every training record but the targets: the DP worst case).",
+        ),
+    ] = "auxiliary",
 ) -> None:
     """Audit a generator before release: fit it, score the synthetic table, run the privacy
     attacks (closest distance, attribute inference, singling out, linkability, and with
@@ -149,7 +157,7 @@ def audit(
 
     settings = AttackSettings(
         n_targets=n_targets, secrets=tuple(secret or ()), seed=seed, n_shadow=n_shadow,
-        shadow_targets=shadow_targets, jobs=jobs,
+        shadow_targets=shadow_targets, jobs=jobs, knowledge=knowledge,
     )  # fmt: skip
     _execute(
         data=data, generator=generator, rows=None, output=output, seed=seed,

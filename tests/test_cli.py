@@ -316,5 +316,7 @@ def test_audit_catches_identity_and_not_independent(tmp_path: Path, generator: s
             run.info.run_id, "privacy_records.json", str(tmp_path)
         )).read_text()
     )  # fmt: skip
-    assert set(records["records"]) == {"row", "member", "closest_distance", "distance_ratio"}
+    assert set(records["records"]) == {
+        "row", "member", "closest_distance_score", "distance_ratio_score", "density_ratio_score"
+    }  # fmt: skip
     assert len(records["records"]["row"]) == 600  # rows by index, never by value

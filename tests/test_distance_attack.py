@@ -6,8 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from attacks.distance import closest_distance_scores, encode, nearest_distances
-from attacks.metrics import AttackResult
+from attacks.distance import (
+    closest_distance_scores,
+    density_ratio_scores,
+    encode,
+    nearest_distances,
+)
+from attacks.metrics import AttackResult, max_certifiable_epsilon
 from audit.split import split_holdout
 from synth.io import load_table
 from synth.registry import make_generator
@@ -34,21 +39,26 @@ def test_reference_generators_calibrate_the_attack(game, name) -> None:
     synthetic = (
         make_generator(name).fit(split.train, schema, seed=0).sample(len(split.train), seed=1)
     )
-    scores = closest_distance_scores(targets, synthetic, schema)
-    result = AttackResult.of(scores["closest_distance"], labels, seed=0)
-    if name == "identity":  # the ceiling: every attack must catch it
-        assert result.auc >= 0.95
-        assert result.epsilon_lb > 1.0
-    else:  # no joint signal: close to chance
-        low, high = result.auc_ci
-        assert low <= 0.5 <= high
-        assert result.epsilon_lb < result.epsilon_max
+    reference = split.holdout.drop(targets.index, errors="ignore")  # disjoint from the targets
+    scores = {
+        "closest_distance": closest_distance_scores(targets, synthetic, schema)["closest_distance"],
+        "density_ratio": density_ratio_scores(targets, synthetic, reference, schema),
+    }
+    for attack, values in scores.items():
+        result = AttackResult.of(values, labels, seed=0)
+        if name == "identity":  # the ceiling: every attack must catch it
+            assert result.auc >= 0.95, attack
+            assert result.epsilon_lb > 1.0, attack
+        else:  # no joint signal: close to chance
+            low, high = result.auc_ci
+            assert low <= 0.5 <= high, attack
+            assert result.epsilon_lb < result.epsilon_max, attack
 
 
 def test_encoding_distance_is_gower_like(game) -> None:
     schema, split, _, _ = game
     rows = split.train.iloc[:2]
-    encoded = encode(rows, schema, split.train)
+    encoded = encode(rows, schema, split.train).flat()
     by_hand = 0.0
     for column in schema.columns:
         a, b = rows[column.name].iloc[0], rows[column.name].iloc[1]
@@ -59,11 +69,27 @@ def test_encoding_distance_is_gower_like(game) -> None:
     assert np.abs(encoded[0] - encoded[1]).sum() == pytest.approx(by_hand, rel=1e-5)
 
 
-def test_chunked_search_matches_brute_force() -> None:
+@pytest.mark.parametrize("spread", [0.05, 1.0])
+def test_block_search_matches_brute_force(spread) -> None:
+    """Exact on mixed rows: near neighbours in the same block, and far ones that need blocks
+    several mismatches away; with levels the reference lacks, and missing numbers."""
     rng = np.random.default_rng(0)
-    queries, reference = rng.random((300, 6)), rng.random((500, 6))
-    brute = np.sort(np.abs(queries[:, None, :] - reference[None]).sum(-1), axis=1)[:, :2]
-    assert np.allclose(nearest_distances(queries, reference, k=2, chunk=64), brute, atol=1e-6)
+
+    def table(n: int, levels: int) -> pd.DataFrame:
+        return pd.DataFrame({
+            "a": rng.normal(0, spread, n), "b": rng.normal(0, spread, n),
+            "c": rng.choice([f"c{i}" for i in range(levels)], n),
+            "d": rng.choice(["x", "y"], n), "e": rng.choice([f"e{i}" for i in range(40)], n),
+        })  # fmt: skip
+
+    reference, queries = table(500, 3), table(300, 4)
+    queries.loc[::7, "a"] = np.nan
+    schema = Schema.infer(pd.concat([reference, queries]))
+    q, r = encode(queries, schema, reference), encode(reference, schema, reference)
+    assert q.codes.shape[1] >= 2  # the block path is exercised
+    flat_q, flat_r = q.flat(), r.flat()
+    brute = np.sort(np.abs(flat_q[:, None, :] - flat_r[None]).sum(-1), axis=1)[:, :3]
+    assert np.allclose(nearest_distances(q, r, k=3), brute, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["identity", "independent"])
@@ -150,3 +176,44 @@ def test_shadow_attack_calibration(game, name) -> None:
     else:
         random = found["privacy.shadow_distance.random.auc"]
         assert random.ci[0] <= 0.5 <= random.ci[1]
+
+
+def test_mst_shadow_attack_bound_is_conservative(nmes) -> None:
+    """Soundness in the DP game itself: the attacker knows every training record but the
+    targets (shadow sets differ only in them) and fits MST at epsilon 1 a few times; its
+    empirical bound must stay <= 1, and the same few fits must be able to show more (so the
+    test can fail)."""
+    from audit.privacy import AttackSettings, privacy_scores
+    from synth.dp_models import MST
+
+    schema = Schema.from_toml(Schema.infer(nmes).to_toml())
+    split = split_holdout(schema.conform(nmes).iloc[:900], fraction=0.3, seed=0)
+    spec = MST(epsilon=1.0, iterations=100)
+    synthetic = spec.fit(split.train, schema, seed=0).sample(len(split.train), seed=1)
+    settings = AttackSettings(
+        n_targets=50, n_shadow=8, shadow_targets=4, knowledge="all_but_one", seed=0, jobs=2
+    )
+    scores, details = privacy_scores(
+        split.train, split.holdout, synthetic, schema, settings, delta=1e-9, spec=spec
+    )
+    found = {s.name: s for s in scores}
+    assert found["cost.generator_fits"].value == 8
+    assert details["threat_models"]["shadow_distance"]["knowledge"] == "all_but_one"
+    for attack in ("shadow_distance", "shadow_groundhog"):
+        assert found[f"privacy.{attack}.epsilon_lb"].value <= 1.0
+    ceiling = max_certifiable_epsilon(32, 32)  # 8 fits x 8 targets, about half members
+    assert ceiling > 1.0
+
+
+def test_identity_is_caught_by_an_all_but_one_attacker(game) -> None:
+    from audit.privacy import AttackSettings, privacy_scores
+
+    schema, split, _, _ = game
+    train, holdout = split.train.iloc[:600], split.holdout.iloc[:300]
+    spec = make_generator("identity")
+    synthetic = spec.fit(train, schema, seed=0).sample(len(train), seed=1)
+    settings = AttackSettings(
+        n_targets=50, n_shadow=8, shadow_targets=5, knowledge="all_but_one", seed=0
+    )
+    scores, _ = privacy_scores(train, holdout, synthetic, schema, settings, spec=spec)
+    assert {s.name: s.value for s in scores}["privacy.shadow_distance.auc"] >= 0.95
