@@ -89,11 +89,15 @@ class Tracker:
             raise SynthguardError(f"cannot open MLflow store {self.uri!r}: {first}") from None
 
     @contextlib.contextmanager
-    def run(self, name: str, *, tags: Mapping[str, str] | None = None) -> Iterator[Run]:
-        """A run that ends FINISHED, FAILED (on error) or KILLED (on Ctrl-C)."""
-        created = self.client.create_run(
-            self.experiment_id, run_name=name, tags={k: str(v) for k, v in (tags or {}).items()}
-        )
+    def run(
+        self, name: str, *, tags: Mapping[str, str] | None = None, parent: str | None = None
+    ) -> Iterator[Run]:
+        """A run that ends FINISHED, FAILED (on error) or KILLED (on Ctrl-C); with ``parent``,
+        a child run shown under that run in the MLflow UI."""
+        tags = {k: str(v) for k, v in (tags or {}).items()}
+        if parent is not None:
+            tags["mlflow.parentRunId"] = parent
+        created = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
         run = Run(self, created.info.run_id)
         try:
             yield run

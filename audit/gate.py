@@ -1,0 +1,221 @@
+"""The release gate: a policy of thresholds on logged scores, and the verdict a privacy officer
+signs.
+
+A policy is TOML::
+
+    [rules]
+    "fidelity.quality" = ">= 0.8"
+    "privacy.closest_distance.auc_hi" = "<= 0.6"
+    "privacy.*.epsilon_lb" = "<= epsilon"   # a glob covers every matching metric
+
+A rule is an operator (``>=``, ``<=``, ``>``, ``<``) and a number or ``epsilon`` (the DP
+generator's claimed budget). A rule naming a metric the run lacks, or a glob that matches none,
+fails and says so. For a generator that claims no epsilon, ``epsilon`` rules are skipped (there
+is no claim to hold it to). A DP generator whose empirical epsilon lower bound exceeds its claim
+always fails, whatever the policy says.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import operator
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from synth.errors import ParamError
+
+OPERATORS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+_RULE = re.compile(r"^\s*(>=|<=|>|<)\s*(epsilon|[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)\s*$")
+DP_RULE = ("privacy.*.epsilon_lb", "<= epsilon")
+
+
+@dataclass(frozen=True)
+class Rule:
+    pattern: str
+    op: str
+    bound: float | None  # None: the claimed epsilon
+    text: str
+
+    @classmethod
+    def parse(cls, pattern: str, text: Any) -> Rule:
+        found = _RULE.match(str(text)) if isinstance(text, str) else None
+        if found is None:
+            raise ParamError(
+                f"policy rule {pattern!r} = {text!r}: write an operator (>=, <=, >, <) and a "
+                "number or 'epsilon', e.g. \"<= 0.6\""
+            )
+        bound = None if found[2] == "epsilon" else float(found[2])
+        return cls(pattern, found[1], bound, f"{found[1]} {found[2]}")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One metric against one rule. ``passed`` is None when the rule does not apply."""
+
+    rule: str
+    metric: str
+    value: float | None
+    threshold: float | None
+    passed: bool | None
+    message: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    checks: tuple[Check, ...]
+    policy: str  # where the policy came from
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed is not False for c in self.checks)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if c.passed is False]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "policy": self.policy,
+            "checks": [asdict(c) for c in self.checks],
+        }
+
+
+@dataclass(frozen=True)
+class Policy:
+    rules: tuple[Rule, ...]
+    source: str
+
+    @classmethod
+    def parse(cls, text: str, source: str) -> Policy:
+        try:
+            document = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise ParamError(f"policy {source} is not valid TOML: {error}") from None
+        rules = document.get("rules")
+        if not isinstance(rules, dict) or not rules:
+            raise ParamError(f"policy {source} has no [rules] table")
+        return cls(tuple(Rule.parse(k, v) for k, v in rules.items()), source)
+
+    @classmethod
+    def load(cls, path: Path | None) -> Policy:
+        """The policy at ``path``, or the default one shipped with synthguard."""
+        if path is None:
+            text = resources.files("audit").joinpath("default_policy.toml").read_text()
+            return cls.parse(text, "default policy")
+        try:
+            text = Path(path).read_text()
+        except OSError as error:
+            raise ParamError(f"cannot read policy {path}: {error.strerror}") from None
+        return cls.parse(text, str(path))
+
+    def judge(self, metrics: Mapping[str, float], *, epsilon: float | None) -> Verdict:
+        """Every rule against the run's metrics; ``epsilon`` is the generator's claim."""
+        rules = list(self.rules)
+        if epsilon is not None and not any(
+            r.pattern == DP_RULE[0] and r.bound is None and r.op == "<=" for r in rules
+        ):
+            rules.append(Rule.parse(*DP_RULE))  # a DP claim is always held to account
+        checks: list[Check] = []
+        for rule in rules:
+            names = sorted(n for n in metrics if fnmatch.fnmatchcase(n, rule.pattern))
+            label = f"{rule.pattern} {rule.text}"
+            if rule.bound is None and epsilon is None:
+                checks.append(Check(label, rule.pattern, None, None, None,
+                                    "skipped: the generator claims no epsilon"))  # fmt: skip
+                continue
+            threshold = epsilon if rule.bound is None else rule.bound
+            if not names:
+                what = "matches no metric" if _is_glob(rule.pattern) else "is not a metric"
+                checks.append(Check(label, rule.pattern, None, threshold, False,
+                                    f"{rule.pattern} {what} of this run"))  # fmt: skip
+                continue
+            for name in names:
+                value = float(metrics[name])
+                ok = math.isfinite(value) and OPERATORS[rule.op](value, threshold)
+                message = f"{name} = {value:.4g}, needs {rule.op} {threshold:.4g}"
+                checks.append(Check(label, name, value, threshold, bool(ok), message))
+        return Verdict(tuple(checks), self.source)
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(ch in pattern for ch in "*?[")
+
+
+KEY_SCORES = (
+    "fidelity.quality", "fidelity.detection_auc", "utility.gap.auc",
+    "privacy.closest_distance.auc", "privacy.density_ratio.auc", "privacy.shadow_groundhog.auc",
+    "privacy.singling_out.risk", "privacy.linkability.risk",
+)  # fmt: skip
+
+
+def release_card(
+    *, run_id: str, dataset: str, digest: str, generator: str, params: dict, epsilon, delta,
+    rows: int, scorecard, verdict: Verdict,
+) -> dict[str, Any]:  # fmt: skip
+    """The card that travels with a released synthetic table: what it came from (by digest),
+    how it was made, what the audit found, and the verdict."""
+    import datetime
+    from importlib.metadata import version
+
+    scores = {
+        s.name: {"value": s.value, "ci": list(s.ci) if s.ci else None}
+        for s in scorecard.scores if not s.name.startswith("cost.")
+    }  # fmt: skip
+    return {
+        "synthguard": version("synthguard"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "run_id": run_id,
+        "dataset": dataset,
+        "dataset_digest": digest,
+        "generator": generator,
+        "params": params,
+        "budget": {"epsilon": epsilon, "delta": delta} if epsilon is not None else None,
+        "synthetic_rows": rows,
+        "verdict": verdict.to_dict(),
+        "scores": scores,
+    }
+
+
+def release_markdown(card: dict[str, Any]) -> str:
+    """The release card as Markdown: verdict first."""
+    verdict = card["verdict"]
+    budget = card["budget"]
+    lines = [
+        f"# Release card: {card['generator']} on {card['dataset']}",
+        "",
+        f"**Verdict: {'PASS' if verdict['passed'] else 'FAIL'}** ({verdict['policy']})",
+        "",
+        "| rule | metric | value | result |",
+        "| --- | --- | --- | --- |",
+    ]
+    for check in verdict["checks"]:
+        value = "-" if check["value"] is None else f"{check['value']:.4g}"
+        result = {True: "pass", False: "FAIL", None: "skipped"}[check["passed"]]
+        lines.append(f"| `{check['rule']}` | `{check['metric']}` | {value} | {result} |")
+    lines += [
+        "",
+        f"- run id: `{card['run_id']}`",
+        f"- data digest: `{card['dataset_digest']}`",
+        f"- generator: `{card['generator']}`",
+        "- budget: "
+        + (f"epsilon {budget['epsilon']}, delta {budget['delta']}" if budget else "none (not DP)"),
+        f"- synthetic rows: {card['synthetic_rows']}",
+        f"- created: {card['created']} by synthguard {card['synthguard']}",
+        "",
+        "| score | value | interval |",
+        "| --- | --- | --- |",
+    ]
+    for name in KEY_SCORES:
+        if name in card["scores"]:
+            score = card["scores"][name]
+            ci = score["ci"]
+            interval = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+            lines.append(f"| `{name}` | {score['value']:.3f} | {interval} |")
+    return "\n".join(lines) + "\n"
