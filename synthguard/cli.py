@@ -7,6 +7,7 @@ MLflow run marked KILLED; anything else is a bug, reported in one line with exit
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -105,6 +106,44 @@ def generate(
 ) -> None:
     """Fit a generator on DATA (minus a holdout) and write a synthetic table; log the run."""
     _execute(**locals())
+    return 0
+
+
+NTargetsOpt = Annotated[
+    int, typer.Option("--n-targets", help="Member targets (and as many non-members).")
+]
+SecretOpt = Annotated[
+    list[str] | None,
+    typer.Option("--secret", help="Column an attacker tries to infer (repeatable)."),
+]
+NShadowOpt = Annotated[
+    int, typer.Option("--n-shadow", help="Shadow fits for the black-box attack (0: none).")
+]
+ShadowTargetsOpt = Annotated[
+    int, typer.Option("--shadow-targets", help="Outlier (and as many random) targets.")
+]
+JobsOpt = Annotated[int, typer.Option("--jobs", help="Shadow fits run side by side.")]
+KnowledgeOpt = Annotated[
+    str,
+    typer.Option(
+        "--knowledge",
+        help="Shadow attacker's data: auxiliary (a population sample, the holdout) or "
+        "all_but_one (every training record but the targets: the DP worst case).",
+    ),
+]
+AuditHoldoutOpt = Annotated[
+    float, typer.Option("--holdout", help="Share of rows held out: the non-member targets.")
+]
+PolicyOpt = Annotated[
+    Path | None,
+    typer.Option("--policy", help="Release policy (TOML); default: the one shipped."),
+]
+ShowRealOpt = Annotated[
+    bool,
+    typer.Option(
+        "--show-real", help="Let the report show real values (exposed records, rare bins)."
+    ),
+]
 
 
 @app.command()
@@ -117,68 +156,210 @@ def audit(
     threads: ThreadsOpt = 1,
     epsilon: EpsilonOpt = None,
     delta: DeltaOpt = None,
-    holdout: Annotated[
-        float, typer.Option("--holdout", help="Share of rows held out: the non-member targets.")
-    ] = 0.3,
+    holdout: AuditHoldoutOpt = 0.3,
     stratify: StratifyOpt = None,
     experiment: ExperimentOpt = "synthguard",
     target: TargetOpt = None,
     json_out: JsonOpt = None,
-    n_targets: Annotated[
-        int, typer.Option("--n-targets", help="Member targets (and as many non-members).")
-    ] = 200,
-    secret: Annotated[
-        list[str] | None,
-        typer.Option("--secret", help="Column an attacker tries to infer (repeatable)."),
-    ] = None,
+    n_targets: NTargetsOpt = 200,
+    secret: SecretOpt = None,
     output: Annotated[
         Path | None, typer.Option("--out", help="Also write the synthetic table here.")
     ] = None,
-    n_shadow: Annotated[
-        int, typer.Option("--n-shadow", help="Shadow fits for the black-box attack (0: none).")
-    ] = 0,
-    shadow_targets: Annotated[
-        int, typer.Option("--shadow-targets", help="Outlier (and as many random) targets.")
-    ] = 20,
-    jobs: Annotated[int, typer.Option("--jobs", help="Shadow fits run side by side.")] = 1,
-    knowledge: Annotated[
-        str,
-        typer.Option(
-            "--knowledge",
-            help="Shadow attacker's data: auxiliary (a population sample, the holdout) or "
-            "all_but_one (every training record but the targets: the DP worst case).",
-        ),
-    ] = "auxiliary",
-) -> None:
+    n_shadow: NShadowOpt = 0,
+    shadow_targets: ShadowTargetsOpt = 20,
+    jobs: JobsOpt = 1,
+    knowledge: KnowledgeOpt = "auxiliary",
+    policy: PolicyOpt = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Write the HTML report here (and a .md beside it)."),
+    ] = None,
+    show_real: ShowRealOpt = False,
+) -> int:
     """Audit a generator before release: fit it, score the synthetic table, run the privacy
-    attacks (closest distance, attribute inference, singling out, linkability, and with
-    --n-shadow the shadow-model attack), log everything to one run."""
+    attacks, apply the release policy, write the report; log everything to one run.
+    Exit code 0: the policy passed; 1: it failed; 2: bad input."""
+    from audit.gate import Policy
     from audit.privacy import AttackSettings
 
     settings = AttackSettings(
         n_targets=n_targets, secrets=tuple(secret or ()), seed=seed, n_shadow=n_shadow,
         shadow_targets=shadow_targets, jobs=jobs, knowledge=knowledge,
     )  # fmt: skip
-    _execute(
+    gate = Policy.load(policy)
+    if report is not None:
+        _check_report_path(report)
+    result = _execute(
         data=data, generator=generator, rows=None, output=output, seed=seed,
         schema_file=schema_file, param=param, threads=threads, epsilon=epsilon, delta=delta,
         holdout=holdout, stratify=stratify, experiment=experiment, save_model=None,
         log_model=True, target=target, json_out=json_out, score=True, attacks=settings,
-        default_output=False,
+        default_output=False, policy=gate, report=report, show_real=show_real,
     )  # fmt: skip
+    _print_verdict(result.verdict)
+    if result.reports:
+        out.print(f"report: {result.reports[0]}" if report else "report: logged to the run")
+    if result.release_card is not None:
+        out.print(f"release card: {result.release_card}")
+    return 0 if result.verdict is None or result.verdict.passed else 1
+
+
+@app.command()
+def compare(
+    data: DataArg,
+    generators_list: Annotated[
+        str, typer.Option("-g", "--generators", help="Generators, comma-separated.")
+    ],
+    seed: SeedOpt = 0,
+    schema_file: SchemaOpt = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="NAME.key=value: a hyper-parameter of one generator."),
+    ] = None,
+    threads: ThreadsOpt = 1,
+    epsilon: Annotated[
+        float | None, typer.Option("--epsilon", help="Budget of the DP generators in the list.")
+    ] = None,
+    holdout: AuditHoldoutOpt = 0.3,
+    stratify: StratifyOpt = None,
+    experiment: ExperimentOpt = "synthguard",
+    target: TargetOpt = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the comparison table as JSON.")
+    ] = None,
+    n_targets: NTargetsOpt = 200,
+    secret: SecretOpt = None,
+    n_shadow: NShadowOpt = 0,
+    shadow_targets: ShadowTargetsOpt = 20,
+    jobs: JobsOpt = 1,
+    policy: PolicyOpt = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Write the comparison report (HTML, .md beside it) and each audit report here.",
+        ),
+    ] = None,
+    show_real: ShowRealOpt = False,
+) -> int:
+    """Compare generators on DATA: one parent run, one child run per generator (same split, seed
+    and attacks), a table and a comparison report. A generator that fails is marked FAILED and
+    the others go on. Exit code 0 when every generator ran, 1 when one failed, 2: bad input."""
+    import json
+
+    from audit.gate import Policy
+    from audit.generate import GenerateJob, run_generate
+    from audit.privacy import AttackSettings
+    from audit.split import check_split_options
+    from audit.tracking import Tracker
+    from synth.dp_models import require_public_domain
+    from synth.io import dataset_name, digest, load_table, write_text_atomic
+    from synth.registry import make_generator, parse_params
+
+    names = [n.strip() for n in generators_list.split(",") if n.strip()]
+    if not names:
+        raise ParamError("-g names no generator: e.g. -g gaussian_copula,tvae,mst")
+    if len(set(names)) < len(names):
+        raise ParamError(f"-g names a generator twice: {generators_list}")
+    per_generator = _per_generator_params(param, names)
+    check_threads(threads)
+    set_process_threads(threads)
+    specs = {}
+    for name in names:
+        budget = {"epsilon": epsilon} if epsilon is not None and _is_dp(name) else {}
+        specs[name] = make_generator(name, {**parse_params(per_generator[name]), **budget})
+        require_public_domain(specs[name], declared=schema_file is not None)
+    settings = AttackSettings(
+        n_targets=n_targets, secrets=tuple(secret or ()), seed=seed, n_shadow=n_shadow,
+        shadow_targets=shadow_targets, jobs=jobs,
+    )  # fmt: skip
+    gate = Policy.load(policy)
+    check_split_options(holdout, stratify)
+    if holdout <= 0:
+        raise ParamError("a comparison needs non-member records: --holdout > 0")
+    if report is not None:
+        _check_report_path(report)
+    name = dataset_name(data)
+    table = load_table(data)
+    check_split_options(holdout, stratify, table.columns)
+    _check_target(target, table.columns, holdout_rows=True)
+    settings.check(table.columns, rows=len(table), holdout=holdout)
+    schema = _schema(table, schema_file)
+    frame = schema.conform(table)
+
+    tracker = Tracker(experiment=experiment)
+    tags = {
+        "synthguard.command": "compare",
+        "synthguard.dataset": name,
+        "synthguard.dataset_digest": digest(frame),
+        "synthguard.generators": ",".join(names),
+    }
+    rows: list[dict] = []
+    with tracker.run(f"compare · {name}", tags=tags) as parent, _workdir() as work:
+        parent.log_params({"generators": names, "seed": seed, "holdout": holdout,
+                           "n_targets": n_targets, "n_shadow": n_shadow})  # fmt: skip
+        for generator_name, spec in specs.items():
+            out.print(f"[bold]{generator_name}[/bold]")
+            child_report = (
+                report.with_name(f"{report.stem}.{generator_name}.html") if report else None
+            )
+            row = {"generator": generator_name, "status": "FINISHED", "run_id": None,
+                   "metrics": {}, "verdict": None, "error": None,
+                   "report": str(child_report) if child_report else None}  # fmt: skip
+            job = GenerateJob(
+                data=frame, dataset=name, schema=schema, spec=spec, seed=seed, threads=threads,
+                holdout=holdout, stratify=stratify, target=target, attacks=settings, policy=gate,
+                command="compare", parent_run=parent.run_id,
+                render=_renderer(child_report or work / f"{generator_name}.html", show_real),
+            )  # fmt: skip
+            try:
+                with _progress() as progress:
+                    result = run_generate(
+                        job, experiment=experiment, progress=_stage_reporter(progress)
+                    )
+            except Exception as error:  # one failed generator: the others go on
+                row["status"] = "FAILED"
+                row["error"] = _one_line(error)
+                row["run_id"] = _child_run(tracker, parent.run_id, generator_name)
+                err.print(f"error: {generator_name} failed ({row['error']})", highlight=False,
+                          markup=False)  # fmt: skip
+            else:
+                row["run_id"] = result.run_id
+                row["metrics"] = result.scorecard.metrics() | {
+                    "cost.fit_seconds": result.fit_seconds
+                }
+                row["verdict"] = result.verdict.passed if result.verdict else None
+            rows.append(row)
+        comparison = {"dataset": name, "seed": seed, "parent_run": parent.run_id, "rows": rows}
+        parent.log_json(comparison, "comparison.json")
+        failed = sum(r["status"] == "FAILED" for r in rows)
+        parent.log_metrics({"compare.generators": len(rows), "compare.failed": failed})
+        html = report or work / "comparison.html"
+        _write_comparison(html, name, digest(frame), seed, parent.run_id, rows)
+        for path in (html, html.with_suffix(".md")):
+            parent.log_artifact(path, "report")
+    if json_out is not None:
+        write_text_atomic(json_out, json.dumps(comparison, indent=2, default=float))
+    _print_comparison(rows)
+    out.print(f"MLflow parent run {parent.run_id}  (store {tracker.uri})")
+    if report is not None:
+        out.print(f"comparison report: {report}")
+    out.print("Open the MLflow UI with: synthguard ui")
+    return 1 if any(r["status"] == "FAILED" for r in rows) else 0
 
 
 def _execute(
     *,
     data, generator, rows, output, seed, schema_file, param, threads, epsilon, delta, holdout,
     stratify, experiment, save_model, log_model, target, json_out, score, attacks=None,
-    default_output=True,
-) -> None:  # fmt: skip
+    default_output=True, policy=None, report=None, show_real=False,
+):  # fmt: skip
     """The generate job behind ``generate`` and ``audit``: options, data, fit, score, log."""
     from audit.generate import GenerateJob, run_generate
     from audit.split import check_split_options
     from synth.dp_models import require_public_domain
-    from synth.io import check_table_path, dataset_name, load_table
+    from synth.io import check_table_path, dataset_name, load_table, safe_name
     from synth.registry import make_generator, parse_params
 
     # every option is checked before the data is read, and the data before anything is fitted
@@ -190,7 +371,7 @@ def _execute(
         raise ParamError(f"--rows ({rows}) must be >= 1")
     check_split_options(holdout, stratify)
     name = dataset_name(data)
-    out_path = output or (Path(f"{_safe(name)}.{spec.name}.csv") if default_output else None)
+    out_path = output or (Path(f"{safe_name(name)}.{spec.name}.csv") if default_output else None)
     if out_path is not None:
         check_table_path(out_path)
     if save_model is not None and spec.releases_real_rows:
@@ -204,7 +385,10 @@ def _execute(
             raise ParamError("an audit needs non-member records: --holdout > 0")
     schema = _schema(table, schema_file)
 
-    with _progress() as progress:
+    with _progress() as progress, _workdir() as work:
+        render = None
+        if attacks is not None:
+            render = _renderer(report or work / "audit.html", show_real)
         job = GenerateJob(
             data=table,
             dataset=name,
@@ -222,6 +406,10 @@ def _execute(
             target=target,
             json_out=json_out,
             attacks=attacks,
+            policy=policy,
+            card_dir=(output or report).parent if (output or report) else None,
+            render=render,
+            command="audit" if attacks is not None else "generate",
         )
         result = run_generate(job, experiment=experiment, progress=_stage_reporter(progress))
 
@@ -236,6 +424,7 @@ def _execute(
         summary.add_row("logged model", f"models:/{result.model_id}")
     out.print(summary)
     out.print("Open the MLflow UI with: synthguard ui")
+    return result
 
 
 @app.command()
@@ -374,6 +563,135 @@ def _check_target(target: str | None, columns, *, holdout_rows: bool) -> None:
         raise ParamError("--target needs real holdout rows to test on: --holdout > 0")
 
 
+COMPARE_COLUMNS = (
+    "fidelity.quality", "fidelity.detection_auc", "utility.gap.auc", "utility.gap.r2",
+    "privacy.closest_distance.auc", "privacy.density_ratio.auc", "privacy.linkability.risk",
+    "privacy.singling_out.risk", "privacy.shadow_groundhog.auc", "cost.fit_seconds",
+)  # fmt: skip
+
+
+def _is_dp(generator: str) -> bool:
+    from synth.registry import generator_class
+
+    return "epsilon" in generator_class(generator).__dataclass_fields__
+
+
+def _per_generator_params(param: list[str] | None, names: list[str]) -> dict[str, list[str]]:
+    """``--param tvae.epochs=50`` -> {"tvae": ["epochs=50"]}; a prefix must name a listed
+    generator."""
+    found: dict[str, list[str]] = {n: [] for n in names}
+    for item in param or ():
+        prefix, _, rest = item.partition(".")
+        if not rest or prefix not in found:
+            raise ParamError(
+                f"--param {item!r}: write NAME.key=value with NAME one of {', '.join(names)}"
+            )
+        found[prefix].append(rest)
+    return found
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).splitlines()[0] if str(error) else ""
+    return text if isinstance(error, SynthguardError) else f"{type(error).__name__}: {text}"
+
+
+def _child_run(tracker, parent_id: str, generator: str) -> str | None:
+    """The child run of ``parent_id`` for ``generator``, if it got as far as starting one."""
+    runs = tracker.client.search_runs(
+        [tracker.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_id}' "
+        f"and tags.`synthguard.generator` = '{generator}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
+
+
+@contextlib.contextmanager
+def _workdir():
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="synthguard-") as name:
+        yield Path(name)
+
+
+def _check_report_path(path: Path) -> None:
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise ParamError(f"--report {path}: name an .html file (a .md summary goes beside it)")
+    if not path.parent.exists():
+        raise ParamError(f"--report {path}: folder {path.parent} does not exist")
+
+
+def _renderer(html: Path, show_real: bool):
+    """The report step of an audit: writes the HTML report and its Markdown summary."""
+
+    def render(outcome) -> list[Path]:
+        from reports.audit_report import AuditReport, write_audit_report
+
+        report = AuditReport(
+            title=f"synthguard audit: {outcome.meta['generator']} on {outcome.meta['dataset']}",
+            meta=outcome.meta, scorecard=outcome.scorecard, verdict=outcome.verdict,
+            privacy=outcome.privacy, threat_models=outcome.threat_models, train=outcome.train,
+            synthetic=outcome.synthetic, schema=outcome.schema, cost=outcome.cost,
+            show_real=show_real,
+        )  # fmt: skip
+        write_audit_report(report, html, html.with_suffix(".md"))
+        return [html, html.with_suffix(".md")]
+
+    return render
+
+
+def _write_comparison(html: Path, dataset: str, data_digest: str, seed: int, parent: str, rows):
+    from reports.comparison import ComparisonReport, write_comparison_report
+
+    present = {name for row in rows for name in row["metrics"]}
+    report = ComparisonReport(
+        title=f"synthguard comparison on {dataset}",
+        meta={
+            "dataset": dataset,
+            "dataset digest": data_digest,
+            "seed": str(seed),
+            "parent run": parent,
+        },
+        rows=rows,
+        columns=[c for c in COMPARE_COLUMNS if c in present],
+    )
+    write_comparison_report(report, html, html.with_suffix(".md"))
+
+
+def _print_comparison(rows) -> None:
+    present = {name for row in rows for name in row["metrics"]}
+    columns = [c for c in COMPARE_COLUMNS if c in present]
+    table = Table(title="comparison")
+    table.add_column("generator")
+    for column in columns:
+        table.add_column(column.removeprefix("privacy.").removeprefix("fidelity."), justify="right")
+    table.add_column("verdict")
+    for row in rows:
+        if row["status"] == "FAILED":
+            table.add_row(row["generator"], *["-"] * len(columns), f"FAILED: {row['error']}")
+            continue
+        cells = [f"{row['metrics'][c]:.3f}" if c in row["metrics"] else "-" for c in columns]
+        verdict = {True: "pass", False: "fail", None: "-"}[row["verdict"]]
+        table.add_row(row["generator"], *cells, verdict)
+    out.print(table)
+
+
+def _print_verdict(verdict) -> None:
+    if verdict is None:
+        return
+    table = Table(title=f"release gate ({verdict.policy}): {'PASS' if verdict.passed else 'FAIL'}")
+    for heading in ("metric", "value", "needs", "result"):
+        table.add_column(heading, overflow="fold")
+    for check in verdict.checks:
+        value = "-" if check.value is None else f"{check.value:.4f}"
+        result = {True: "pass", False: "FAIL", None: "skipped"}[check.passed]
+        table.add_row(check.metric, value, check.rule.split(" ", 1)[1], result)
+    out.print(table)
+    for check in verdict.failures:
+        err.print(f"policy: {check.message}", highlight=False, markup=False)
+
+
 def _print_scorecard(card) -> None:
     table = Table(title="scorecard")
     table.add_column("score", overflow="fold")
@@ -385,10 +703,6 @@ def _print_scorecard(card) -> None:
         goal = "higher" if item.goal == "max" else "lower"
         table.add_row(item.name, f"{item.value:.4f}", goal, interval, baseline)
     out.print(table)
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 
 
 def _schema(table, schema_file: Path | None):

