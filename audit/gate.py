@@ -149,7 +149,7 @@ def _is_glob(pattern: str) -> bool:
 
 
 KEY_SCORES = (
-    "fidelity.quality", "fidelity.detection_auc", "utility.gap.auc",
+    "fidelity.quality", "fidelity.detection_auc", "utility.gap.roc_auc", "utility.gap.r2",
     "privacy.closest_distance.auc", "privacy.density_ratio.auc", "privacy.shadow_groundhog.auc",
     "privacy.singling_out.risk", "privacy.linkability.risk",
 )  # fmt: skip

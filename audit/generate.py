@@ -183,6 +183,7 @@ def run_generate(
                 else Scorecard()
             )  # fmt: skip
             report("score", 1, 1)
+            log_scorecard(run, card)  # kept if the attacks are interrupted
             if job.attacks is not None:
                 report("privacy attacks", 0, 1)
                 scores, records = privacy_scores(

@@ -770,3 +770,22 @@ def _audit_markdown(report: AuditReport, records: dict[str, list]) -> str:
     lines += ["", "## Cost", ""]
     lines.append(md_table(("cost", "value"), cost) if cost else "not recorded.")
     return "\n".join(lines) + "\n"
+
+
+def report_writer(html_path: Path, *, show_real: bool = False):
+    """The report step of an audit job (``audit.generate.GenerateJob.render``): writes the HTML
+    report and its Markdown summary beside it, and returns both paths to be logged."""
+
+    def render(outcome) -> list[Path]:
+        markdown_path = Path(html_path).with_suffix(".md")
+        report = AuditReport(
+            title=f"synthguard audit: {outcome.meta['generator']} on {outcome.meta['dataset']}",
+            meta=outcome.meta, scorecard=outcome.scorecard, verdict=outcome.verdict,
+            privacy=outcome.privacy, threat_models=outcome.threat_models, train=outcome.train,
+            synthetic=outcome.synthetic, schema=outcome.schema, cost=outcome.cost,
+            show_real=show_real,
+        )  # fmt: skip
+        write_audit_report(report, Path(html_path), markdown_path)
+        return [Path(html_path), markdown_path]
+
+    return render

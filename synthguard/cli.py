@@ -563,11 +563,18 @@ def _check_target(target: str | None, columns, *, holdout_rows: bool) -> None:
         raise ParamError("--target needs real holdout rows to test on: --holdout > 0")
 
 
-COMPARE_COLUMNS = (
-    "fidelity.quality", "fidelity.detection_auc", "utility.gap.auc", "utility.gap.r2",
-    "privacy.closest_distance.auc", "privacy.density_ratio.auc", "privacy.linkability.risk",
-    "privacy.singling_out.risk", "privacy.shadow_groundhog.auc", "cost.fit_seconds",
-)  # fmt: skip
+COMPARE_COLUMNS = {  # metric: short heading for an 80-column terminal
+    "fidelity.quality": "quality",
+    "fidelity.detection_auc": "detect",
+    "utility.gap.roc_auc": "gap auc",
+    "utility.gap.r2": "gap r2",
+    "privacy.closest_distance.auc": "dcr auc",
+    "privacy.density_ratio.auc": "domias",
+    "privacy.shadow_groundhog.auc": "shadow",
+    "privacy.linkability.risk": "link",
+    "privacy.singling_out.risk": "single",
+    "cost.fit_seconds": "fit s",
+}
 
 
 def _is_dp(generator: str) -> bool:
@@ -623,22 +630,9 @@ def _check_report_path(path: Path) -> None:
 
 
 def _renderer(html: Path, show_real: bool):
-    """The report step of an audit: writes the HTML report and its Markdown summary."""
+    from reports.audit_report import report_writer
 
-    def render(outcome) -> list[Path]:
-        from reports.audit_report import AuditReport, write_audit_report
-
-        report = AuditReport(
-            title=f"synthguard audit: {outcome.meta['generator']} on {outcome.meta['dataset']}",
-            meta=outcome.meta, scorecard=outcome.scorecard, verdict=outcome.verdict,
-            privacy=outcome.privacy, threat_models=outcome.threat_models, train=outcome.train,
-            synthetic=outcome.synthetic, schema=outcome.schema, cost=outcome.cost,
-            show_real=show_real,
-        )  # fmt: skip
-        write_audit_report(report, html, html.with_suffix(".md"))
-        return [html, html.with_suffix(".md")]
-
-    return render
+    return report_writer(html, show_real=show_real)
 
 
 def _write_comparison(html: Path, dataset: str, data_digest: str, seed: int, parent: str, rows):
@@ -662,19 +656,22 @@ def _write_comparison(html: Path, dataset: str, data_digest: str, seed: int, par
 def _print_comparison(rows) -> None:
     present = {name for row in rows for name in row["metrics"]}
     columns = [c for c in COMPARE_COLUMNS if c in present]
-    table = Table(title="comparison")
+    table = Table(title="comparison (full names in the report and in MLflow)")
     table.add_column("generator")
     for column in columns:
-        table.add_column(column.removeprefix("privacy.").removeprefix("fidelity."), justify="right")
+        table.add_column(COMPARE_COLUMNS[column], justify="right")
     table.add_column("verdict")
     for row in rows:
         if row["status"] == "FAILED":
-            table.add_row(row["generator"], *["-"] * len(columns), f"FAILED: {row['error']}")
+            table.add_row(row["generator"], *["-"] * len(columns), "FAILED")
             continue
-        cells = [f"{row['metrics'][c]:.3f}" if c in row["metrics"] else "-" for c in columns]
+        cells = [f"{row['metrics'][c]:.3g}" if c in row["metrics"] else "-" for c in columns]
         verdict = {True: "pass", False: "fail", None: "-"}[row["verdict"]]
         table.add_row(row["generator"], *cells, verdict)
     out.print(table)
+    for row in rows:
+        if row["status"] == "FAILED":
+            out.print(f"{row['generator']} FAILED: {row['error']}", markup=False)
 
 
 def _print_verdict(verdict) -> None:

