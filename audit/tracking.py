@@ -109,6 +109,48 @@ class Tracker:
             raise
         self.client.set_terminated(run.run_id, status=RunStatus.to_string(RunStatus.FINISHED))
 
+    def share_comparison(self, parent_id: str, title: str, metrics: list[str]) -> str:
+        """Make a comparison the first thing the MLflow UI shows, and return the link to it.
+
+        MLflow 3.17's UI opens an experiment on a GenAI overview, shows a parent run with its
+        children collapsed and no metric columns (checked in headless Chromium). So this writes a
+        named saved view of the children (one group per generator, ``metrics`` as columns and
+        charts), in the form the UI's "Views > Save as new view" writes, as the experiment tag
+        ``mlflow.sharedViewState.<key>``, and links it from the experiment's description, which
+        the UI shows at the top of every page of the experiment."""
+        import re
+        import time
+
+        key = f"synthguard-compare-{parent_id[:12]}"
+        state = {
+            "searchFilter": f"tags.mlflow.parentRunId = '{parent_id}'",
+            "orderByKey": f"metrics.`{metrics[0]}`" if metrics else "attributes.start_time",
+            "orderByAsc": False,
+            "selectedColumns": ["tags.`synthguard.verdict`"] + [f"metrics.`{m}`" for m in metrics],
+            "groupBy": {
+                "aggregateFunction": "average",
+                "groupByKeys": [{"mode": "tag", "groupByData": "synthguard.generator"}],
+            },
+            "runsHiddenMode": "SHOW_ALL",
+            "chartsSearchFilter": "^(" + "|".join(re.escape(m) for m in metrics) + ")$",
+        }
+        now = int(time.time() * 1000)
+        view = {"name": title, "createdAt": now, "updatedAt": now, "state": json.dumps(state)}
+        link = (
+            f"#/experiments/{self.experiment_id}/runs?workflowType=machine_learning"
+            f"&viewStateShareKey={key}&compareRunsMode=CHART"
+        )
+        self.client.set_experiment_tag(
+            self.experiment_id, f"mlflow.sharedViewState.{key}", json.dumps(view)
+        )
+        self.client.set_experiment_tag(
+            self.experiment_id,
+            "mlflow.note.content",
+            f"Latest synthguard comparison: [{title}]({link}), one group per generator; "
+            "every comparison is also under Views.",
+        )
+        return link
+
 
 class Run:
     """Logging into one run by explicit id."""

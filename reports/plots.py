@@ -105,7 +105,7 @@ def grouped_bars(
     """One panel per key: categories on x, one bar per series (missing values left out)."""
     count = len(panels)
     widest = max(len(categories) for categories, _ in panels.values())
-    width = max(4.0, 0.9 * widest * max(len(s) for _, s in panels.values()) / 2 + 2.0)
+    width = max(4.5, 1.2 * widest * max(1, max(len(s) for _, s in panels.values()) / 2) + 2.0)
     figure = _figure(min(width * count, 16.0), 3.6)
     axes = np.atleast_1d(figure.subplots(1, count)).ravel()
     for ax, (title, (categories, series)) in zip(axes, panels.items(), strict=True):
@@ -121,7 +121,14 @@ def grouped_bars(
                 label=name,
                 color=_PALETTE[i % len(_PALETTE)],
             )
-        ax.set_xticks(x, categories, rotation=20 if widest > 3 else 0, ha="right", fontsize=8)
+        slanted = widest > 3 or max((len(str(c)) for c in categories), default=0) > 10
+        ax.set_xticks(
+            x,
+            categories,
+            rotation=25 if slanted else 0,
+            ha="right" if slanted else "center",
+            fontsize=8,
+        )
         ax.set_title(title, fontsize=10)
         ax.set_ylabel(ylabel)
         ax.axhline(0, color="black", linewidth=0.6)

