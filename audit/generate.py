@@ -6,6 +6,11 @@ schema source), dataset lineage by digest and column kinds, the split by row pos
 when it was declared (an inferred one holds real extremes and categories, so only its column
 kinds are logged), the synthetic table as Parquet and the generator as a pyfunc model. For a
 generator that releases training rows (``identity``) neither its table nor its model is logged.
+
+The same job is the audit (``attacks``: privacy attacks, per-record results by row index, threat
+models), the release gate (``policy``: ``verdict.json``, ``gate.passed``, a release card) and the
+report (``render``, supplied by the composition root, since ``audit`` does not import
+``reports``); ``compare`` runs it once per generator as child runs of one parent.
 """
 
 from __future__ import annotations
