@@ -123,13 +123,20 @@ def _html(report: ComparisonReport) -> str:
     shown = [m for m in report.columns if any(_value(r, m) is not None for r in finished)]
     charts = []
     if shown and finished:
-        series = {r["generator"]: [_value(r, m) for m in shown] for r in finished}
+        panels = {}  # scores and costs apart: seconds would dwarf scores on one axis
+        for title, names in (
+            ("key scores", [m for m in shown if not m.startswith("cost.")]),
+            ("cost", [m for m in shown if m.startswith("cost.")]),
+        ):
+            if names:
+                series = {r["generator"]: [_value(r, m) for m in names] for r in finished}
+                panels[title] = (names, series)
         charts.append(
             figure(
-                plots.grouped_bars({"key metrics": (shown, series)}),
+                plots.grouped_bars(panels),
                 "key metrics",
-                "Key metrics per generator (missing values left out; see each metric's direction "
-                "in the audit reports).",
+                "Key scores and costs per generator (missing values left out; see each metric's "
+                "direction in the audit reports).",
             )
         )
     points = [
