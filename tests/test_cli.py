@@ -416,6 +416,8 @@ def test_compare_runs_every_generator_under_one_parent(tmp_path: Path) -> None:
     assert (tmp_path / "compare.html").exists() and (tmp_path / "compare.identity.html").exists()
     logged = {a.path for a in store.list_artifacts(parent.info.run_id, "report")}
     assert logged == {"report/compare.html", "report/compare.md"}
+    child = {a.path for a in store.list_artifacts(ok[0].info.run_id)}
+    assert {"report", "verdict.json", "release_card.json", "scorecard.json"} <= child
     rows = json.loads((tmp_path / "compare.json").read_text())["rows"]
     assert [r["status"] for r in rows] == ["FINISHED", "FINISHED", "FAILED"]
     assert rows[2]["run_id"] == children["ctgan"].info.run_id
