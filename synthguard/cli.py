@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -570,18 +571,19 @@ def _check_target(target: str | None, columns, *, holdout_rows: bool) -> None:
         raise ParamError("--target needs real holdout rows to test on: --holdout > 0")
 
 
-COMPARE_COLUMNS = {  # metric: short heading for an 80-column terminal
-    "fidelity.quality": "quality",
+COMPARE_COLUMNS = {  # metric: heading short enough for an 80-column terminal
+    "fidelity.quality": "qual",
     "fidelity.detection_auc": "detect",
-    "utility.gap.roc_auc": "gap auc",
+    "utility.gap.roc_auc": "gap",
     "utility.gap.r2": "gap r2",
-    "privacy.closest_distance.auc": "dcr auc",
+    "privacy.closest_distance.auc": "dcr",
     "privacy.density_ratio.auc": "domias",
     "privacy.shadow_groundhog.auc": "shadow",
     "privacy.linkability.risk": "link",
     "privacy.singling_out.risk": "single",
     "cost.fit_seconds": "fit s",
 }
+TERMINAL_COLUMNS = 8  # the first present ones; the report and MLflow hold them all
 
 
 def _is_dp(generator: str) -> bool:
@@ -662,17 +664,29 @@ def _write_comparison(html: Path, dataset: str, data_digest: str, seed: int, par
 
 def _print_comparison(rows) -> None:
     present = {name for row in rows for name in row["metrics"]}
-    columns = [c for c in COMPARE_COLUMNS if c in present]
-    table = Table(title="comparison (full names in the report and in MLflow)")
-    table.add_column("generator")
+    columns = [c for c in COMPARE_COLUMNS if c in present and c != "fidelity.detection_auc"]
+    if len(columns) > TERMINAL_COLUMNS:  # keep the cost, drop from the middle
+        columns = columns[: TERMINAL_COLUMNS - 1] + columns[-1:]
+    table = Table(
+        title="comparison (every score in the report and in MLflow)",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        pad_edge=False,
+    )
+    table.add_column("generator", no_wrap=True)
     for column in columns:
-        table.add_column(COMPARE_COLUMNS[column], justify="right")
-    table.add_column("verdict")
+        table.add_column(COMPARE_COLUMNS[column], justify="right", no_wrap=True)
+    table.add_column("gate", no_wrap=True)
     for row in rows:
         if row["status"] == "FAILED":
             table.add_row(row["generator"], *["-"] * len(columns), "FAILED")
             continue
-        cells = [f"{row['metrics'][c]:.3g}" if c in row["metrics"] else "-" for c in columns]
+        cells = [
+            (f"{row['metrics'][c]:.1f}" if c.startswith("cost.") else f"{row['metrics'][c]:.2f}")
+            if c in row["metrics"]
+            else "-"
+            for c in columns
+        ]
         verdict = {True: "pass", False: "fail", None: "-"}[row["verdict"]]
         table.add_row(row["generator"], *cells, verdict)
     out.print(table)
