@@ -120,7 +120,11 @@ def neighbours(queries: Encoded, reference: Encoded, k: int) -> tuple[np.ndarray
     if k == 0 or len(queries) == 0:
         return best_d, best_i
     varies = np.ptp(np.vstack([queries.dense, reference.dense]), axis=0) > 0
-    query_dense, reference_dense = queries.dense[:, varies], reference.dense[:, varies]
+    if not varies.any():  # all rows alike outside the codes: a block's rows are all at 0
+        query_dense = np.zeros((len(queries), 1), np.float32)
+        reference_dense = np.zeros((len(reference), 1), np.float32)
+    else:
+        query_dense, reference_dense = queries.dense[:, varies], reference.dense[:, varies]
     ref_keys, ref_block = np.unique(reference.codes, axis=0, return_inverse=True)
     query_keys, query_block = np.unique(queries.codes, axis=0, return_inverse=True)
     ref_block, query_block = ref_block.ravel(), query_block.ravel()

@@ -217,3 +217,18 @@ def test_identity_is_caught_by_an_all_but_one_attacker(game) -> None:
     )
     scores, _ = privacy_scores(train, holdout, synthetic, schema, settings, spec=spec)
     assert {s.name: s.value for s in scores}["privacy.shadow_distance.auc"] >= 0.95
+
+
+@pytest.mark.parametrize("columns", [["a", "b"], ["c", "d"], ["c"]])
+def test_block_search_on_only_numbers_or_only_categories(columns) -> None:
+    rng = np.random.default_rng(1)
+    table = pd.DataFrame({
+        "a": rng.normal(size=80), "b": rng.normal(size=80),
+        "c": rng.choice(list("xyz"), 80), "d": rng.choice(list("pq"), 80),
+    })[columns]  # fmt: skip
+    schema = Schema.infer(table)
+    reference = table.iloc[30:]
+    q, r = encode(table.iloc[:30], schema, reference), encode(reference, schema, reference)
+    flat_q, flat_r = q.flat(), r.flat()
+    brute = np.sort(np.abs(flat_q[:, None, :] - flat_r[None]).sum(-1), axis=1)[:, :3]
+    assert np.allclose(nearest_distances(q, r, k=3), brute, atol=1e-5)
