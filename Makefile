@@ -36,7 +36,7 @@ demo: $(STAMP)
 		--schema $(DEMO_DIR)/nmes1988.schema.toml --out $(DEMO_DIR)/nmes1988.mst.csv \
 		--report $(DEMO_DIR)/audit.mst.html || test $$? -eq 1
 	@echo "Comparison report: $(DEMO_DIR)/compare.html   Audit report: $(DEMO_DIR)/audit.mst.html"
-	@echo "Release card: $(DEMO_DIR)/AER__NMES1988.mst.release.md"
+	@echo "Release card: $(DEMO_DIR)/nmes1988.mst.release.md"
 	@echo "Open the MLflow UI on these runs with: $(BIN)/synthguard ui"
 
 bench: $(STAMP)

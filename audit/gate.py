@@ -101,6 +101,12 @@ class Policy:
         rules = document.get("rules")
         if not isinstance(rules, dict) or not rules:
             raise ParamError(f"policy {source} has no [rules] table")
+        nested = [k for k, v in rules.items() if isinstance(v, dict)]
+        if nested:
+            raise ParamError(
+                f'policy {source}: quote each metric name, e.g. "{nested[0]}.…" = ">= 0.8" '
+                f"(an unquoted dotted name is a TOML table)"
+            )
         return cls(tuple(Rule.parse(k, v) for k, v in rules.items()), source)
 
     @classmethod
@@ -157,7 +163,7 @@ KEY_SCORES = (
 
 def release_card(
     *, run_id: str, dataset: str, digest: str, generator: str, params: dict, epsilon, delta,
-    rows: int, scorecard, verdict: Verdict,
+    rows: int, scorecard, verdict: Verdict, synthetic_digest: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The card that travels with a released synthetic table: what it came from (by digest),
     how it was made, what the audit found, and the verdict."""
@@ -178,6 +184,7 @@ def release_card(
         "params": params,
         "budget": {"epsilon": epsilon, "delta": delta} if epsilon is not None else None,
         "synthetic_rows": rows,
+        "synthetic_digest": synthetic_digest,
         "verdict": verdict.to_dict(),
         "scores": scores,
     }
@@ -206,7 +213,7 @@ def release_markdown(card: dict[str, Any]) -> str:
         f"- generator: `{card['generator']}`",
         "- budget: "
         + (f"epsilon {budget['epsilon']}, delta {budget['delta']}" if budget else "none (not DP)"),
-        f"- synthetic rows: {card['synthetic_rows']}",
+        f"- synthetic rows: {card['synthetic_rows']} (digest `{card.get('synthetic_digest')}`)",
         f"- created: {card['created']} by synthguard {card['synthguard']}",
         "",
         "| score | value | interval |",

@@ -30,7 +30,7 @@ from audit.scores import Scorecard
 from audit.split import split_holdout
 from audit.tracking import Run, Tracker
 from synth.generators import BaseGenerator
-from synth.io import digest, safe_name, write_table, write_text_atomic
+from synth.io import digest, write_table, write_text_atomic
 from synth.runtime import child_seeds
 from synth.schema import Schema
 
@@ -57,7 +57,7 @@ class GenerateJob:
     json_out: Path | None = None
     attacks: AttackSettings | None = None
     policy: Policy | None = None  # the release gate, judged on the run's metrics
-    card_dir: Path | None = None  # where the release card goes (next to the synthetic file)
+    card_stem: Path | None = None  # the release card: <stem>.release.json and .md
     render: Callable[[AuditOutcome], list[Path]] | None = None  # report files, logged as artifacts
     command: str = "generate"
     parent_run: str | None = None  # a child run of this run (compare)
@@ -77,6 +77,7 @@ class AuditOutcome:
     verdict: Verdict | None
     meta: dict[str, str]
     cost: dict[str, float]
+    synthetic_is_real: bool = False
 
 
 @dataclass(frozen=True)
@@ -214,14 +215,14 @@ def run_generate(
                 run_id=run.run_id, dataset=job.dataset, digest=tags["synthguard.dataset_digest"],
                 generator=spec.name, params=spec.params(), epsilon=claim,
                 delta=getattr(spec, "delta", None), rows=rows, scorecard=card, verdict=verdict,
+                synthetic_digest=digest(synthetic),
             )  # fmt: skip
             run.log_json(release, "release_card.json")
             run.log_text(release_markdown(release), "release_card.md")
-            if job.card_dir is not None:
-                stem = f"{safe_name(job.dataset)}.{spec.name}.release"
-                card_path = job.card_dir / f"{stem}.json"
+            if job.card_stem is not None:
+                card_path = job.card_stem.with_name(f"{job.card_stem.name}.release.json")
                 write_text_atomic(card_path, json.dumps(release, indent=2))
-                write_text_atomic(job.card_dir / f"{stem}.md", release_markdown(release))
+                write_text_atomic(card_path.with_suffix(".md"), release_markdown(release))
         if job.render is not None and card is not None:
             report("report", 0, 1)
             outcome = AuditOutcome(
@@ -239,6 +240,7 @@ def run_generate(
                     "generator fits": 1 + (privacy.get("shadow", {}).get("fits", 0)),
                     "audit seconds": time.perf_counter() - started,
                 },
+                synthetic_is_real=spec.releases_real_rows,
             )  # fmt: skip
             reports = tuple(job.render(outcome))
             for path in reports:

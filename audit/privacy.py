@@ -95,7 +95,8 @@ def privacy_scores(
     if len(holdout) < 2:
         raise ParamError("privacy attacks need non-member records: use --holdout > 0")
     rng = np.random.default_rng(settings.seed)
-    k = min(settings.n_targets, len(train), len(holdout))
+    # at most half the holdout: the rest is the attacker's population sample (density ratio)
+    k = min(settings.n_targets, len(train), len(holdout) // 2)
     member_rows = np.sort(rng.choice(len(train), k, replace=False))
     other_rows = np.sort(rng.choice(len(holdout), k, replace=False))
     members, others = train.iloc[member_rows], holdout.iloc[other_rows]

@@ -67,6 +67,9 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+_NOTE = "Latest synthguard comparison:"
+
+
 class Tracker:
     """Opens runs in one experiment of one store."""
 
@@ -143,12 +146,14 @@ class Tracker:
         self.client.set_experiment_tag(
             self.experiment_id, f"mlflow.sharedViewState.{key}", json.dumps(view)
         )
-        self.client.set_experiment_tag(
-            self.experiment_id,
-            "mlflow.note.content",
-            f"Latest synthguard comparison: [{title}]({link}), one group per generator; "
-            "every comparison is also under Views.",
-        )
+        note = self.client.get_experiment(self.experiment_id).tags.get("mlflow.note.content", "")
+        if not note or note.startswith(_NOTE):  # never overwrite what a user wrote there
+            self.client.set_experiment_tag(
+                self.experiment_id,
+                "mlflow.note.content",
+                f"{_NOTE} [{title}]({link}), one group per generator; every comparison is also "
+                "under Views.",
+            )
         return link
 
 

@@ -69,6 +69,7 @@ class AuditReport:
     schema: Schema
     cost: dict[str, float]
     show_real: bool = False
+    synthetic_is_real: bool = False  # the generator releases training rows (identity)
 
 
 def write_audit_report(report: AuditReport, html_path: Path, markdown_path: Path) -> None:
@@ -447,7 +448,12 @@ def _fidelity_section(report: AuditReport) -> str:
     scores = [s for s in card.scores if s.name.startswith("fidelity.")]
     if scores:
         parts.append(table(_SCORE_HEADER, _score_rows(scores)))
-    if columns:
+    if columns and report.synthetic_is_real and not report.show_real:
+        parts.append(
+            "<p>This generator releases the training rows, so its synthetic table is real "
+            "data: marginal plots and the association heatmap are left out in safe mode.</p>"
+        )
+    elif columns:
         found = {
             c.name: marginal(
                 train[c.name],
@@ -777,15 +783,17 @@ def report_writer(html_path: Path, *, show_real: bool = False):
     report and its Markdown summary beside it, and returns both paths to be logged."""
 
     def render(outcome) -> list[Path]:
+        """The files to log to the run: none for a show-real report (it holds real values,
+        which never go to MLflow); it stays where the user asked for it."""
         markdown_path = Path(html_path).with_suffix(".md")
         report = AuditReport(
             title=f"synthguard audit: {outcome.meta['generator']} on {outcome.meta['dataset']}",
             meta=outcome.meta, scorecard=outcome.scorecard, verdict=outcome.verdict,
             privacy=outcome.privacy, threat_models=outcome.threat_models, train=outcome.train,
             synthetic=outcome.synthetic, schema=outcome.schema, cost=outcome.cost,
-            show_real=show_real,
+            show_real=show_real, synthetic_is_real=outcome.synthetic_is_real,
         )  # fmt: skip
         write_audit_report(report, Path(html_path), markdown_path)
-        return [Path(html_path), markdown_path]
+        return [] if show_real else [Path(html_path), markdown_path]
 
     return render

@@ -191,6 +191,10 @@ def audit(
     gate = Policy.load(policy)
     if report is not None:
         _check_report_path(report)
+    elif show_real:
+        raise ParamError("--show-real needs --report FILE: a report with real values is written "
+                         "only there, never to MLflow")  # fmt: skip
+    _check_folder(json_out, "--json")
     result = _execute(
         data=data, generator=generator, rows=None, output=output, seed=seed,
         schema_file=schema_file, param=param, threads=threads, epsilon=epsilon, delta=delta,
@@ -281,6 +285,10 @@ def compare(
         raise ParamError("a comparison needs non-member records: --holdout > 0")
     if report is not None:
         _check_report_path(report)
+    elif show_real:
+        raise ParamError("--show-real needs --report FILE: a report with real values is written "
+                         "only there, never to MLflow")  # fmt: skip
+    _check_folder(json_out, "--json")
     name = dataset_name(data)
     table = load_table(data)
     check_split_options(holdout, stratify, table.columns)
@@ -307,7 +315,7 @@ def compare(
             )
             row = {"generator": generator_name, "status": "FINISHED", "run_id": None,
                    "metrics": {}, "verdict": None, "error": None,
-                   "report": str(child_report) if child_report else None}  # fmt: skip
+                   "report": child_report.name if child_report else None}  # fmt: skip
             job = GenerateJob(
                 data=frame, dataset=name, schema=schema, spec=spec, seed=seed, threads=threads,
                 holdout=holdout, stratify=stratify, target=target, attacks=settings, policy=gate,
@@ -320,10 +328,10 @@ def compare(
                         job, experiment=experiment, progress=_stage_reporter(progress)
                     )
             except Exception as error:  # one failed generator: the others go on
-                row["status"] = "FAILED"
-                row["error"] = _one_line(error)
+                row["status"], row["report"] = "FAILED", None
+                row["error"] = _kept_error(error)
                 row["run_id"] = _child_run(tracker, parent.run_id, generator_name)
-                err.print(f"error: {generator_name} failed ({row['error']})", highlight=False,
+                err.print(f"error: {generator_name} failed ({_one_line(error)})", highlight=False,
                           markup=False)  # fmt: skip
             else:
                 row["run_id"] = result.run_id
@@ -415,7 +423,7 @@ def _execute(
             json_out=json_out,
             attacks=attacks,
             policy=policy,
-            card_dir=(output or report).parent if (output or report) else None,
+            card_stem=_card_stem(output or report),
             render=render,
             command="audit" if attacks is not None else "generate",
         )
@@ -609,6 +617,24 @@ def _per_generator_params(param: list[str] | None, names: list[str]) -> dict[str
 def _one_line(error: BaseException) -> str:
     text = str(error).splitlines()[0] if str(error) else ""
     return text if isinstance(error, SynthguardError) else f"{type(error).__name__}: {text}"
+
+
+def _kept_error(error: BaseException) -> str:
+    """What a failure leaves in MLflow and the reports: synthguard's own messages (written to
+    name no data values), else only the exception type; a library's message can quote data."""
+    if isinstance(error, SynthguardError):
+        return _one_line(error)
+    return f"{type(error).__name__} (the message is on the terminal only)"
+
+
+def _card_stem(path: Path | None) -> Path | None:
+    """The release card sits beside the synthetic file (or the report), named after it."""
+    return None if path is None else path.with_suffix("")
+
+
+def _check_folder(path: Path | None, option: str) -> None:
+    if path is not None and not path.parent.exists():
+        raise ParamError(f"{option} {path}: folder {path.parent} does not exist")
 
 
 def _child_run(tracker, parent_id: str, generator: str) -> str | None:

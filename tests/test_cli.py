@@ -167,6 +167,8 @@ BAD = [
     (["audit", "ok.csv", "-g", "independent", "--policy", "none.toml"], "cannot read policy"),
     (["audit", "ok.csv", "-g", "independent", "--report", "r.pdf"], "name an .html file"),
     (["audit", "ok.csv", "-g", "independent", "--knowledge", "all"], "--knowledge (all)"),
+    (["audit", "ok.csv", "-g", "independent", "--show-real"], "--show-real needs --report"),
+    (["compare", "ok.csv", "-g", "independent", "--json", "no/c.json"], "does not exist"),
     (["compare", "ok.csv", "-g", "independent,gan9000"], "unknown generator 'gan9000'"),
     (["compare", "ok.csv", "-g", "tvae,tvae"], "names a generator twice"),
     (["compare", "ok.csv", "-g", "tvae", "--param", "epochs=2"], "write NAME.key=value"),
@@ -357,9 +359,10 @@ def test_audit_catches_identity_and_not_independent(tmp_path: Path, generator: s
     if generator == "identity":
         assert "policy: privacy.closest_distance.auc_lo = 1, needs <= 0.6" in done.stderr
     assert (tmp_path / "audit.html").exists() and (tmp_path / "audit.md").exists()
-    card = json.loads((tmp_path / f"AER__NMES1988.{generator}.release.json").read_text())
+    card = json.loads((tmp_path / "audit.release.json").read_text())  # beside the report
     assert card["verdict"]["passed"] is (generator != "identity")
     assert card["generator"] == generator and len(card["dataset_digest"]) >= 16
+    assert card["synthetic_digest"]  # ties the card to the table it describes
     scores = {s["name"]: s for s in json.loads((tmp_path / "audit.json").read_text())["scores"]}
     auc = scores["privacy.closest_distance.auc"]
     if generator == "identity":

@@ -304,3 +304,12 @@ def test_comparison_report(report, tmp_path: Path) -> None:
         write_comparison_report(comparison, tmp_path / "nowhere" / "c.html", summary)
     with pytest.raises(OutputError, match="does not exist"):
         write_audit_report(report, tmp_path / "nowhere" / "r.html", summary)
+
+
+def test_identity_report_leaves_out_plots_of_its_real_synthetic_table(report, tmp_path) -> None:
+    """identity's synthetic table is the training data: in safe mode no marginal plot of it."""
+    html, markdown = tmp_path / "r.html", tmp_path / "r.md"
+    write_audit_report(replace(report, synthetic_is_real=True), html, markdown)
+    text = html.read_text()
+    assert "releases the training rows" in text
+    assert "marginals of the worst columns" not in text
