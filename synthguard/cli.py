@@ -189,12 +189,7 @@ def audit(
         shadow_targets=shadow_targets, jobs=jobs, knowledge=knowledge,
     )  # fmt: skip
     gate = Policy.load(policy)
-    if report is not None:
-        _check_report_path(report)
-    elif show_real:
-        raise ParamError("--show-real needs --report FILE: a report with real values is written "
-                         "only there, never to MLflow")  # fmt: skip
-    _check_folder(json_out, "--json")
+    _check_outputs(report, show_real, json_out)
     result = _execute(
         data=data, generator=generator, rows=None, output=output, seed=seed,
         schema_file=schema_file, param=param, threads=threads, epsilon=epsilon, delta=delta,
@@ -283,12 +278,7 @@ def compare(
     check_split_options(holdout, stratify)
     if holdout <= 0:
         raise ParamError("a comparison needs non-member records: --holdout > 0")
-    if report is not None:
-        _check_report_path(report)
-    elif show_real:
-        raise ParamError("--show-real needs --report FILE: a report with real values is written "
-                         "only there, never to MLflow")  # fmt: skip
-    _check_folder(json_out, "--json")
+    _check_outputs(report, show_real, json_out)
     name = dataset_name(data)
     table = load_table(data)
     check_split_options(holdout, stratify, table.columns)
@@ -655,6 +645,16 @@ def _workdir():
 
     with tempfile.TemporaryDirectory(prefix="synthguard-") as name:
         yield Path(name)
+
+
+def _check_outputs(report: Path | None, show_real: bool, json_out: Path | None) -> None:
+    """--report, --show-real and --json, checked before any data is read."""
+    if report is not None:
+        _check_report_path(report)
+    elif show_real:
+        raise ParamError("--show-real needs --report FILE: a report with real values is written "
+                         "only there, never to MLflow")  # fmt: skip
+    _check_folder(json_out, "--json")
 
 
 def _check_report_path(path: Path) -> None:
