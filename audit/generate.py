@@ -197,12 +197,13 @@ def run_generate(
                     delta=getattr(spec, "delta", 0.0), spec=spec,
                     progress=lambda done, total: report("shadow fits", done, total),
                 )  # fmt: skip
+                logged = set(card.metrics())
                 card.extend(scores)
                 privacy, threats = records, records.pop("threat_models")
                 run.log_json(threats, "threat_models.json")
                 run.log_json(records, "privacy_records.json")
+                log_scorecard(run, card, logged=logged)
                 report("privacy attacks", 1, 1)
-            log_scorecard(run, card)
             if job.json_out is not None:
                 write_text_atomic(job.json_out, card.to_json())
         if job.policy is not None and card is not None:
@@ -297,7 +298,8 @@ def _log_details(run, details: dict) -> None:
         run.log_text(details["domain"], "dp_domain.toml")
 
 
-def log_scorecard(run: Run, card: Scorecard) -> None:
-    """Scores as metrics under their stable names; per-column details as a JSON artifact."""
-    run.log_metrics(card.metrics())
+def log_scorecard(run: Run, card: Scorecard, *, logged: set[str] = frozenset()) -> None:
+    """Scores as metrics under their stable names (but those in ``logged``, already in the
+    run); per-column details and every score as a JSON artifact."""
+    run.log_metrics({k: v for k, v in card.metrics().items() if k not in logged})
     run.log_text(card.to_json(), "scorecard.json")

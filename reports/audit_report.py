@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from reports import plots
-from synth.errors import OutputError, ParamError
-from synth.io import write_text_atomic
+from synth.errors import ParamError
+from synth.io import check_output_folder, write_text_atomic
 from synth.schema import Column, Schema, as_number
 
 if TYPE_CHECKING:
@@ -349,10 +349,8 @@ def check_outputs(*paths: Path) -> None:
     """Fail before rendering when an output cannot be written."""
     if len({Path(p).resolve() for p in paths}) < len(paths):
         raise ParamError("the HTML and Markdown outputs must be different files")
-    for path in map(Path, paths):
-        parent = path.parent if str(path.parent) else Path(".")
-        if not parent.is_dir():
-            raise OutputError(f"cannot write {str(path)!r}: folder {str(parent)!r} does not exist")
+    for path in paths:
+        check_output_folder(path)
 
 
 # ---- the audit report ------------------------------------------------------------------------

@@ -120,15 +120,21 @@ def write_text_atomic(target: Path, text: str) -> None:
     write_bytes_atomic(target, text.encode("utf-8"))
 
 
-def check_table_path(target: Path) -> None:
-    """Fail early, before any fitting, if ``target`` is not a writable .csv/.parquet path."""
-    if target.suffix.lower() not in TABLE_SUFFIXES:
-        raise OutputError(f"output {str(target)!r} must end in .csv or .parquet")
+def check_output_folder(target: Path) -> None:
+    """Fail early, before any work, if ``target``'s folder is missing or not writable."""
+    target = Path(target)
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"cannot write {str(target)!r}: folder {str(parent)!r} does not exist")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"cannot write {str(target)!r}: folder is not writable")
+
+
+def check_table_path(target: Path) -> None:
+    """Fail early, before any fitting, if ``target`` is not a writable .csv/.parquet path."""
+    if target.suffix.lower() not in TABLE_SUFFIXES:
+        raise OutputError(f"output {str(target)!r} must end in .csv or .parquet")
+    check_output_folder(target)
 
 
 def write_table(frame: pd.DataFrame, target: Path) -> None:

@@ -337,12 +337,13 @@ def compare(
         shown = [c for c in COMPARE_COLUMNS if any(c in r["metrics"] for r in rows)]
         link = tracker.share_comparison(parent.run_id, f"compare · {name}", shown)
         html = report or work / "comparison.html"
-        _write_comparison(html, name, digest(frame), seed, parent.run_id, rows)
+        _write_comparison(html, name, tags["synthguard.dataset_digest"], seed, parent.run_id,
+                          rows, shown)  # fmt: skip
         for path in (html, html.with_suffix(".md")):
             parent.log_artifact(path, "report")
     if json_out is not None:
         write_text_atomic(json_out, json.dumps(comparison, indent=2, default=float))
-    _print_comparison(rows)
+    _print_comparison(rows, shown)
     out.print(f"MLflow parent run {parent.run_id}  (store {tracker.uri})")
     if report is not None:
         out.print(f"comparison report: {report}")
@@ -549,10 +550,9 @@ def _with_budget(
     generator: str, params: dict[str, str], epsilon: float | None, delta: float | None
 ) -> dict[str, object]:
     """--epsilon/--delta become the generator's budget; refused for generators without one."""
-    from synth.registry import generator_class
 
     given = {k: v for k, v in (("epsilon", epsilon), ("delta", delta)) if v is not None}
-    if given and "epsilon" not in generator_class(generator).__dataclass_fields__:
+    if given and not _is_dp(generator):
         raise ParamError(
             f"--{next(iter(given))} applies to DP generators (aim, mst, privbayes); "
             f"{generator!r} gives no formal privacy guarantee"
@@ -622,11 +622,6 @@ def _card_stem(path: Path | None) -> Path | None:
     return None if path is None else path.with_suffix("")
 
 
-def _check_folder(path: Path | None, option: str) -> None:
-    if path is not None and not path.parent.exists():
-        raise ParamError(f"{option} {path}: folder {path.parent} does not exist")
-
-
 def _child_run(tracker, parent_id: str, generator: str) -> str | None:
     """The child run of ``parent_id`` for ``generator``, if it got as far as starting one."""
     runs = tracker.client.search_runs(
@@ -649,19 +644,19 @@ def _workdir():
 
 def _check_outputs(report: Path | None, show_real: bool, json_out: Path | None) -> None:
     """--report, --show-real and --json, checked before any data is read."""
+    from synth.io import check_output_folder
+
     if report is not None:
-        _check_report_path(report)
+        if report.suffix.lower() not in (".html", ".htm"):
+            raise ParamError(
+                f"--report {report}: name an .html file (a .md summary goes beside it)"
+            )
+        check_output_folder(report)
     elif show_real:
         raise ParamError("--show-real needs --report FILE: a report with real values is written "
                          "only there, never to MLflow")  # fmt: skip
-    _check_folder(json_out, "--json")
-
-
-def _check_report_path(path: Path) -> None:
-    if path.suffix.lower() not in (".html", ".htm"):
-        raise ParamError(f"--report {path}: name an .html file (a .md summary goes beside it)")
-    if not path.parent.exists():
-        raise ParamError(f"--report {path}: folder {path.parent} does not exist")
+    if json_out is not None:
+        check_output_folder(json_out)
 
 
 def _renderer(html: Path, show_real: bool):
@@ -670,10 +665,11 @@ def _renderer(html: Path, show_real: bool):
     return report_writer(html, show_real=show_real)
 
 
-def _write_comparison(html: Path, dataset: str, data_digest: str, seed: int, parent: str, rows):
+def _write_comparison(
+    html: Path, dataset: str, data_digest: str, seed: int, parent: str, rows, columns
+):  # fmt: skip
     from reports.comparison import ComparisonReport, write_comparison_report
 
-    present = {name for row in rows for name in row["metrics"]}
     report = ComparisonReport(
         title=f"synthguard comparison on {dataset}",
         meta={
@@ -683,14 +679,13 @@ def _write_comparison(html: Path, dataset: str, data_digest: str, seed: int, par
             "parent run": parent,
         },
         rows=rows,
-        columns=[c for c in COMPARE_COLUMNS if c in present],
+        columns=columns,
     )
     write_comparison_report(report, html, html.with_suffix(".md"))
 
 
-def _print_comparison(rows) -> None:
-    present = {name for row in rows for name in row["metrics"]}
-    columns = [c for c in COMPARE_COLUMNS if c in present and c != "fidelity.detection_auc"]
+def _print_comparison(rows, shown: list[str]) -> None:
+    columns = [c for c in shown if c != "fidelity.detection_auc"]
     if len(columns) > TERMINAL_COLUMNS:  # keep the cost, drop from the middle
         columns = columns[: TERMINAL_COLUMNS - 1] + columns[-1:]
     table = Table(
