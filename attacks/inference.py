@@ -51,12 +51,15 @@ class Risk:
         control, control_lo, control_hi = wilson(control_hits, control_trials)
 
         def risk(m: float, c: float) -> float:
-            return (m - c) / (1 - c) if c < 1 else 0.0
+            return min(1.0, max(-1.0, (m - c) / (1 - c))) if c < 1 else 0.0
 
+        # each end clamped to [-1, 1] on its own, then ordered with the value: a control rate
+        # near 1 can send every raw figure far below -1, in any order
+        value, low, high = risk(main, control), risk(main_lo, control_hi), risk(main_hi, control_lo)
         return cls(
-            value=risk(main, control),
-            low=max(-1.0, risk(main_lo, control_hi)),
-            high=min(1.0, risk(main_hi, control_lo)),
+            value=value,
+            low=min(low, value),
+            high=max(high, value),
             main_rate=main,
             control_rate=control,
         )

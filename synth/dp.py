@@ -204,6 +204,39 @@ class Accountant:
 # ---- exact noise -----------------------------------------------------------------------------
 
 
+def discrete_scale(sigma: float) -> Fraction:
+    """The scale the discrete Gaussian sampler uses for ``sigma``: rounded up to 1e-6."""
+    return Fraction(math.ceil(sigma * 1_000_000), 1_000_000)
+
+
+def discrete_gaussian_tail(sigma: float, t: int) -> float:
+    """P(Z >= t), t >= 0, for Z discrete Gaussian with the sampler's scale for ``sigma``, summed
+    term by term: the continuous Gaussian tail understates it for small scales."""
+    return float(_discrete_tails(sigma, t)[t])
+
+
+def _discrete_tails(sigma: float, up_to: int) -> np.ndarray:
+    """P(Z >= k) for k = 0 .. ``up_to`` (and beyond, to where the terms vanish)."""
+    scale = float(discrete_scale(sigma))
+    reach = up_to + math.ceil(40 * scale) + 2
+    x = np.arange(reach + 1, dtype=float)
+    weights = np.exp(-(x * x) / (2 * scale * scale))
+    total = 2 * math.fsum(weights) - 1.0  # the weights of -reach .. reach (0 counted once)
+    tails = np.cumsum(weights[::-1])[::-1]  # summed from the far end: no cancellation
+    return tails / total
+
+
+def threshold_offset(sigma: float, delta: float) -> int:
+    """Smallest t >= 0 with P(Z >= t) <= ``delta`` for discrete Gaussian noise of scale
+    ``sigma``: a value held by one record clears the threshold ``1 + t`` with probability at
+    most delta."""
+    if not 0 < delta < 1:
+        raise ParamError(f"delta ({delta}) must be > 0 and < 1")
+    guess = math.ceil(float(discrete_scale(sigma)) * math.sqrt(2 * math.log(1 / delta))) + 2
+    tails = _discrete_tails(sigma, guess)  # the sub-Gaussian bound: the answer is <= guess
+    return int(np.flatnonzero(tails <= delta)[0])
+
+
 class Noise:
     """Randomness for DP mechanisms: the OS CSPRNG, or a seeded stream for reproducible tests."""
 
@@ -252,7 +285,7 @@ class Noise:
 
         sigma is rounded *up* to a multiple of 1e-6, so the noise is never below what was paid for.
         """
-        scale = Fraction(math.ceil(sigma * 1_000_000), 1_000_000)
+        scale = discrete_scale(sigma)
         variance = scale * scale
         t = math.floor(scale) + 1
         out = np.empty(size, dtype=np.int64)
@@ -338,12 +371,11 @@ class PrivateData:
         """Values of a column with an unknown domain, released by a noisy threshold.
 
         Each value's count gets discrete Gaussian noise of scale ``sigma`` (every record counts
-        once: L2 sensitivity 1); a value is released when its noisy count exceeds
-        ``1 + sigma * z`` with P(N(0, 1) > z) = ``delta``, so a value held by one record escapes
-        with probability at most ``delta``: (1 / (2 sigma^2), delta)-approximate zCDP.
+        once: L2 sensitivity 1); a value is released when its noisy count reaches ``1 + t``,
+        with t the smallest integer whose exact discrete Gaussian tail P(Z >= t) is at most
+        ``delta`` (:func:`threshold_offset`), so a value held by one record escapes with
+        probability at most ``delta``: (1 / (2 sigma^2), delta)-approximate zCDP.
         """
-        from scipy.stats import norm
-
         self._pay(
             gaussian_rho(sigma), mechanism="gaussian threshold", what=what, sigma=sigma,
             delta=delta,
@@ -351,8 +383,8 @@ class PrivateData:
         present = [v for v in self._raw[column] if v is not None and v == v]  # drop None, NaN
         values, counts = np.unique(np.asarray(present, dtype=object), return_counts=True)
         noisy = counts + self.noise.discrete_gaussian(sigma, counts.size)
-        threshold = 1 + sigma * float(norm.isf(delta))
-        return [v for v, c in zip(values.tolist(), noisy, strict=True) if c > threshold]
+        threshold = 1 + threshold_offset(sigma, delta)
+        return [v for v, c in zip(values.tolist(), noisy, strict=True) if c >= threshold]
 
     def histogram(self, column: int, edges: np.ndarray, sigma: float, *, what: str) -> np.ndarray:
         """Noisy counts of a numerical column in the public bins ``edges`` (values below the

@@ -5,8 +5,12 @@ generator may spend ``domain_share`` of its rho on estimating it, split evenly o
 that lack one:
 
 - numerical columns: a noisy histogram over a fixed, public, signed log-scale grid (four bins per
-  decade from 1e-3 to 1e12, and mirrored); the bounds are the grid edges around the noisy 0.5% and
-  99.5% quantiles. Datetimes use a monthly grid from 1900 to 2100.
+  decade from 1e-3 to 1e12, and mirrored); the bounds are the outer edges of the lowest and the
+  highest bin whose noisy count clears a threshold that an empty bin clears with probability at
+  most 5% / bins (so with 95% confidence no empty bin widens the range). If none clears it, the
+  bin with the largest noisy count gives the bounds. Datetimes use a monthly grid from 1900 to
+  2100. (Quantiles of the whole noisy histogram are useless here: the noise of the many empty
+  bins outweighs the data and pushes them to the ends of the grid.)
 - categorical columns: each value's count gets discrete Gaussian noise and the value is released
   when the noisy count clears a threshold set so a value held by one record escapes with
   probability at most delta_c (Gaussian thresholding; approximate zCDP). Half of delta is set
@@ -24,10 +28,10 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from synth.dp import PrivateData, gaussian_sigma
+from synth.dp import PrivateData, gaussian_sigma, threshold_offset
 from synth.schema import Column, Schema
 
-_QUANTILE = 0.005
+_FALSE_BIN = 0.05  # chance that any empty grid bin clears the threshold
 _POSITIVE = 10.0 ** (np.arange(-12, 49) / 4)  # 1e-3 .. 1e12, four per decade
 NUMERIC_GRID = np.concatenate([-_POSITIVE[::-1], [0.0], _POSITIVE])
 DATE_GRID = (
@@ -71,7 +75,7 @@ def estimate_domain(schema: Schema, data: PrivateData, rho: float, delta: float)
             columns[i] = replace(column, categories=tuple(sorted(values)), nullable=True)
             continue
         grid = DATE_GRID if column.kind == "datetime" else NUMERIC_GRID
-        lower, upper = _bounds(data.histogram(i, grid, sigma, what=what), grid)
+        lower, upper = _bounds(data.histogram(i, grid, sigma, what=what), grid, sigma)
         if column.kind == "datetime":
             lower = pd.Timestamp(lower, unit="s").isoformat()
             upper = pd.Timestamp(upper, unit="s").isoformat()
@@ -81,12 +85,9 @@ def estimate_domain(schema: Schema, data: PrivateData, rho: float, delta: float)
     return Schema(tuple(columns), source="declared")
 
 
-def _bounds(noisy: np.ndarray, grid: np.ndarray) -> tuple[float, float]:
-    counts = np.clip(noisy, 0, None)
-    total = counts.sum()
-    if total <= 0:  # nothing cleared the noise: the widest public range
-        return float(grid[0]), float(grid[-1])
-    cumulative = np.cumsum(counts) / total
-    low = int(np.searchsorted(cumulative, _QUANTILE, side="left"))
-    high = int(np.searchsorted(cumulative, 1 - _QUANTILE, side="left"))
-    return float(grid[low]), float(grid[min(high + 1, len(grid) - 1)])
+def _bounds(noisy: np.ndarray, grid: np.ndarray, sigma: float) -> tuple[float, float]:
+    """Edges around the bins whose noisy count clears the threshold (post-processing only)."""
+    cleared = np.flatnonzero(noisy >= threshold_offset(sigma, _FALSE_BIN / len(noisy)))
+    if cleared.size == 0:  # too little data for the noise: the fullest noisy bin
+        cleared = np.array([int(np.argmax(noisy))])
+    return float(grid[cleared[0]]), float(grid[cleared[-1] + 1])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from attacks.distance import (
     closest_distance_scores,
@@ -114,6 +116,29 @@ def test_wilson_known_answer() -> None:
     centre, low, high = wilson(8, 10)
     assert (round(low, 4), round(high, 4)) == (0.4902, 0.9433)  # Wilson 95% for 8 of 10
     assert low < centre < high
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    main=st.integers(0, 60), main_trials=st.integers(1, 60),
+    control=st.integers(0, 60), control_trials=st.integers(1, 60),
+)  # fmt: skip
+def test_risk_interval_is_ordered_and_inside_its_range(main, main_trials, control, control_trials):
+    """A risk and its interval stay in [-1, 1] and in order, even when the control succeeds
+    nearly always (the raw formula then gives values like -7.6 with an inverted interval)."""
+    from attacks.inference import Risk
+
+    risk = Risk.of(
+        min(main, main_trials), main_trials, min(control, control_trials), control_trials
+    )
+    assert -1.0 <= risk.low <= risk.value <= risk.high <= 1.0
+
+
+def test_risk_known_case_with_a_control_near_one() -> None:
+    from attacks.inference import Risk
+
+    risk = Risk.of(1, 20, 19, 20)  # the review's case: raw risk far below -1
+    assert (risk.value, risk.low) == (-1.0, -1.0) and risk.high >= risk.value
 
 
 @pytest.mark.parametrize("name", ["identity", "independent"])

@@ -253,6 +253,51 @@ def test_domain_estimation_is_paid_for_and_covers_the_data() -> None:
     assert set(sample["health"].dropna()) <= set(estimated["health"].categories)
 
 
+def _tail_by_mpmath(scale: float, t: int) -> float:
+    """P(Z >= t) for the discrete Gaussian of ``scale``, in 50-digit arithmetic: independent of
+    the float summation under test."""
+    import mpmath
+
+    mpmath.mp.dps = 50
+    s = mpmath.mpf(scale)
+    reach = t + int(60 * scale) + 10
+    weight = [mpmath.exp(-(mpmath.mpf(x) ** 2) / (2 * s * s)) for x in range(reach + 1)]
+    total = 2 * mpmath.fsum(weight) - 1
+    return float(mpmath.fsum(weight[t:]) / total)
+
+
+@pytest.mark.parametrize("delta", [1e-9, 1e-6, 1e-3, 0.05])
+def test_threshold_escape_probability_is_at_most_delta_over_a_grid_of_sigma(delta) -> None:
+    """A value held by one record clears the threshold 1 + t when its discrete noise Z >= t:
+    that probability, computed exactly, is at most delta for every sigma, and t is the smallest
+    such offset. The continuous-tail rule it replaced (1 + sigma * z) exceeded delta."""
+    from scipy.stats import norm
+
+    from synth.dp import discrete_scale, threshold_offset
+
+    sigmas = [0.3, 0.5, 0.8, 1.0, 1.1, 1.3, 2.0, 3.7, 5.0, 10.0, 57.7, 150.0]
+    exceeded = 0
+    for sigma in sigmas:
+        scale = float(discrete_scale(sigma))
+        t = threshold_offset(sigma, delta)
+        assert _tail_by_mpmath(scale, t) <= delta
+        assert t == 0 or _tail_by_mpmath(scale, t - 1) > delta  # no stricter than needed
+        continuous = math.floor(sigma * float(norm.isf(delta))) + 1  # old rule: Z > sigma * z
+        exceeded += _tail_by_mpmath(scale, continuous) > delta
+    assert exceeded > 0  # the positive control: the old rule fails somewhere on this grid
+
+
+def test_threshold_escape_rate_with_the_real_sampler() -> None:
+    """20,000 draws of the real sampler at sigma 1.1 and delta 0.02: a count-1 value escapes
+    at most at rate delta (plus four standard errors)."""
+    from synth.dp import threshold_offset
+
+    delta, sigma, draws = 0.02, 1.1, 20_000
+    noisy = 1 + Noise.from_seed(11).discrete_gaussian(sigma, draws)
+    escaped = float(np.mean(noisy >= 1 + threshold_offset(sigma, delta)))
+    assert escaped <= delta + 4 * math.sqrt(delta * (1 - delta) / draws)
+
+
 def test_threshold_release_hides_a_value_held_by_one_record() -> None:
     accountant = Accountant(Budget(epsilon=1.0, delta=1e-6), delta_reserved=5e-7)
     raw = [np.array(["common"] * 5000 + ["unique"], dtype=object)]
@@ -262,3 +307,21 @@ def test_threshold_release_hides_a_value_held_by_one_record() -> None:
     assert accountant.delta_spent == pytest.approx(5e-7)
     with pytest.raises(BudgetError, match="delta"):
         data.column_values(0, sigma=5.0, delta=1e-7, what="again")
+
+
+def test_estimated_bounds_land_near_the_data() -> None:
+    """N(50, 10) with n = 1,000 at epsilon 1 and domain_share 0.1: the DP-estimated bounds sit
+    around the data (a grid step either side at most), not at the ends of the 1e12 grid."""
+    from synth.dp_domain import estimate_domain, public_part
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(50, 10, 1000)})
+    schema = public_part(Schema.infer(frame))
+    for seed in range(5):
+        accountant = Accountant(Budget(epsilon=1.0))
+        raw = [frame["x"].to_numpy(dtype=object)]
+        data = PrivateData(np.empty((1000, 0)), (), accountant, Noise.from_seed(seed), raw=raw)
+        estimated = estimate_domain(schema, data, 0.1 * accountant.total, 0.0)["x"]
+        assert 10 <= estimated.lower <= 45 and 60 <= estimated.upper <= 200
+        assert frame["x"].between(estimated.lower, estimated.upper).mean() >= 0.9
+        assert accountant.spent == pytest.approx(0.1 * accountant.total)
