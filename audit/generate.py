@@ -107,7 +107,6 @@ def run_generate(
     frame = job.schema.conform(job.data)  # every schema problem at once, before any run starts
     split_seed, fit_seed, sample_seed = child_seeds(job.seed, 3)
     split = split_holdout(frame, fraction=job.holdout, seed=split_seed, stratify=job.stratify)
-    rows = job.rows if job.rows is not None else len(split.train)
     spec = job.spec
     tracker = Tracker(tracking_uri, experiment)
     started = time.perf_counter()
@@ -128,7 +127,6 @@ def run_generate(
                 "seed.split": split_seed,
                 "seed.fit": fit_seed,
                 "seed.sample": sample_seed,
-                "rows": rows,
                 "n_train": len(split.train),
                 "n_holdout": len(split.holdout),
                 "holdout": job.holdout,
@@ -164,6 +162,11 @@ def run_generate(
         report(stage, fit_total[0], fit_total[0])
         run.log_metrics({"cost.fit_seconds": model.fit_seconds})
         _log_details(run, model.details)
+        # by default as many rows as the training set; for a DP generator its noisy estimate
+        rows = job.rows if job.rows is not None else model.default_rows
+        run.log_params(
+            {"rows": rows, "rows_source": "asked" if job.rows is not None else _rows_source(model)}
+        )
 
         report("sample", 0, rows)
         started = time.perf_counter()
@@ -272,6 +275,10 @@ def run_generate(
         release_card=card_path,
         reports=reports,
     )
+
+
+def _rows_source(model) -> str:
+    return "training rows" if model.n_train is not None else "noisy count (DP)"
 
 
 def _log_details(run, details: dict) -> None:

@@ -322,7 +322,11 @@ class PrivateData:
     """Integer-coded private table; every read is a noisy, accounted measurement.
 
     ``sizes`` (the public domain size of each column) and ``n_columns`` are public. The number of
-    records is treated as public too: the release itself has that many rows by default.
+    records is not: there is no way to ask for it but a paid measurement.
+
+    Paying and reading are counted apart: :meth:`_pay` writes the ledger, :meth:`_read` (the
+    only way to the records) counts a read, so a method that reads without paying shows up as
+    more reads than ledger entries.
     """
 
     def __init__(
@@ -335,36 +339,41 @@ class PrivateData:
         *,
         raw: Sequence[np.ndarray] | None = None,
     ):
-        self._codes = np.asarray(codes, dtype=np.int64)
-        self._raw = list(raw) if raw is not None else []  # encoded values, for domain estimation
+        self.__codes = np.asarray(codes, dtype=np.int64)
+        self.__raw = list(raw) if raw is not None else []  # encoded values, for domain estimation
         self.sizes = tuple(int(s) for s in sizes)
         self.accountant, self.noise = accountant, noise
         self._reads = _reads if _reads is not None else [0]  # shared with remapped twins
 
     def _pay(self, rho: float, **ledger: Any) -> None:
-        """Spend first (the accountant may refuse), then count the read: the one way in."""
+        """Spend (the accountant may refuse, and then nothing is read)."""
         self.accountant.spend(rho, **ledger)
+
+    def _read(self) -> np.ndarray:
+        """The records' codes; every call counts as one read."""
         self._reads[0] += 1
+        return self.__codes
+
+    def _read_raw(self, column: int) -> np.ndarray:
+        """One column's encoded values (domain estimation); counts as one read."""
+        self._reads[0] += 1
+        return self.__raw[column]
 
     @property
     def reads(self) -> int:
-        """How many calls read the data; each one spent budget first."""
+        """How many calls read the records; each paid method reads once, after paying."""
         return self._reads[0]
 
     @property
     def n_columns(self) -> int:
         return len(self.sizes)
 
-    @property
-    def n_records(self) -> int:
-        return len(self._codes)
-
     def shape(self, clique: Clique) -> tuple[int, ...]:
         return tuple(self.sizes[i] for i in clique)
 
-    def _counts(self, clique: Clique) -> np.ndarray:
+    def _counts(self, codes: np.ndarray, clique: Clique) -> np.ndarray:
         shape = self.shape(clique)
-        flat = np.ravel_multi_index(tuple(self._codes[:, i] for i in clique), shape)
+        flat = np.ravel_multi_index(tuple(codes[:, i] for i in clique), shape)
         return np.bincount(flat, minlength=math.prod(shape)).astype(np.int64)
 
     def column_values(self, column: int, sigma: float, delta: float, *, what: str) -> list[Any]:
@@ -380,7 +389,7 @@ class PrivateData:
             gaussian_rho(sigma), mechanism="gaussian threshold", what=what, sigma=sigma,
             delta=delta,
         )  # fmt: skip
-        present = [v for v in self._raw[column] if v is not None and v == v]  # drop None, NaN
+        present = [v for v in self._read_raw(column) if v is not None and v == v]  # no None, NaN
         values, counts = np.unique(np.asarray(present, dtype=object), return_counts=True)
         noisy = counts + self.noise.discrete_gaussian(sigma, counts.size)
         threshold = 1 + threshold_offset(sigma, delta)
@@ -392,7 +401,7 @@ class PrivateData:
         self._pay(
             gaussian_rho(sigma), mechanism="gaussian", what=what, sigma=sigma, bins=len(edges) - 1
         )
-        values = np.asarray(self._raw[column], dtype=float)
+        values = np.asarray(self._read_raw(column), dtype=float)
         values = values[~np.isnan(values)]
         cells = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
         counts = np.bincount(cells, minlength=len(edges) - 1)
@@ -402,16 +411,19 @@ class PrivateData:
         """The same records coded over a (now public) domain; raw values are left behind."""
         return PrivateData(codes, sizes, self.accountant, self.noise, self._reads)
 
-    def measure(self, clique: Clique, sigma: float, *, what: str = "") -> np.ndarray:
-        """Counts of the marginal on ``clique`` (flat, C order) plus discrete Gaussian noise."""
+    def measure(
+        self, clique: Clique, sigma: float, *, what: str = "", delta: float = 0.0
+    ) -> np.ndarray:
+        """Counts of the marginal on ``clique`` (flat, C order) plus discrete Gaussian noise.
+        ``delta`` records a failure probability the caller's use of the answer adds (taken from
+        the accountant's reserve)."""
+        ledger: dict[str, Any] = {"sigma": sigma, "clique": list(clique)}
+        if delta:
+            ledger["delta"] = delta
         self._pay(
-            gaussian_rho(sigma),
-            mechanism="gaussian",
-            what=what or f"marginal {clique}",
-            sigma=sigma,
-            clique=list(clique),
+            gaussian_rho(sigma), mechanism="gaussian", what=what or f"marginal {clique}", **ledger
         )
-        counts = self._counts(clique)
+        counts = self._counts(self._read(), clique)
         return (counts + self.noise.discrete_gaussian(sigma, counts.size)).astype(np.float64)
 
     def select(
@@ -433,12 +445,13 @@ class PrivateData:
             sensitivity=sensitivity,
             candidates=len(candidates),
         )
-        scores = np.array([score(c, self._counts(clique_of(c))) for c in candidates])
+        codes = self._read()
+        scores = np.array([score(c, self._counts(codes, clique_of(c))) for c in candidates])
         return exponential_mechanism(scores, epsilon, sensitivity, self.noise)
 
     def remap(self, column: int, mapping: np.ndarray) -> PrivateData:
         """The same data with one column's codes mapped (a public, data-independent function)."""
-        codes = self._codes.copy()
+        codes = self.__codes.copy()  # a public relabelling: nothing leaves, so not a read
         codes[:, column] = mapping[codes[:, column]]
         sizes = list(self.sizes)
         sizes[column] = int(mapping.max()) + 1

@@ -158,10 +158,14 @@ def require_public_domain(spec: BaseGenerator, *, declared: bool) -> None:
 
 @dataclass
 class DPState:
-    """A fitted DP generator: the coders, a sampler of codes, and the ledger."""
+    """A fitted DP generator: the public schema it encodes, decodes and clips to (declared or
+    DP-estimated), the coders, a sampler of codes, the DP estimate of the number of records,
+    and the ledger. Nothing in it was read off the data without paying."""
 
+    schema: Schema
     coders: list[ColumnCoder]
     sampler: Any
+    total: float
     details: dict[str, Any] = field(default_factory=dict)
 
 
@@ -171,6 +175,9 @@ class _DPGenerator(BaseGenerator):
 
     learns_domain_from_data: ClassVar[bool] = False
     requires: ClassVar[tuple[str, ...]] = ("mbi", "jax", "jaxlib")
+    count_delta_share: ClassVar[float] = 0.0
+    """Share of delta a generator sets aside for a high-probability bound on the noisy number
+    of records (PrivBayes)."""
     epsilon: float = 1.0
     delta: float = 1e-9
     bins: int = 16
@@ -196,9 +203,10 @@ class _DPGenerator(BaseGenerator):
         lacking = [c for c in schema.columns if needs_domain(c)]
         if lacking and not self.domain_share:
             column_coders(schema, self.bins)  # raises, naming every column without a domain
-        reserve = self.delta / 2 if any(c.kind == "categorical" for c in lacking) else 0.0
+        domain_delta = self.delta / 2 if any(c.kind == "categorical" for c in lacking) else 0.0
         accountant = Accountant(
-            Budget(epsilon=self.epsilon, delta=self.delta), delta_reserved=reserve
+            Budget(epsilon=self.epsilon, delta=self.delta),
+            delta_reserved=domain_delta + self.delta * self.count_delta_share,
         )
         noise = Noise.from_seed(seed) if self.reproducible_noise else Noise.secret()
         raw = [encoded[name].to_numpy(dtype=object) for name in schema.names]
@@ -206,7 +214,9 @@ class _DPGenerator(BaseGenerator):
         del raw
         details: dict[str, object] = {}
         if lacking:
-            schema = estimate_domain(schema, private, self.domain_share * accountant.total, reserve)
+            schema = estimate_domain(
+                schema, private, self.domain_share * accountant.total, domain_delta
+            )
             details["domain"] = schema.to_toml()
         coders = column_coders(schema, self.bins)
         data = private.with_codes(
@@ -219,7 +229,12 @@ class _DPGenerator(BaseGenerator):
             "data_reads": data.reads,
             **costs,
         }
-        return DPState(coders, sampler, details)
+        return DPState(schema, coders, sampler, sampler.total, details)
+
+    def _released_codec(self, codec: Codec, state: DPState) -> Codec:
+        """Decode and clip to the public domain only: the schema the fit was given may have
+        been inferred from the data (its real extremes and categories)."""
+        return Codec.from_schema(state.schema)
 
     def _sample(self, state: DPState, n: int, *, seed: int) -> pd.DataFrame:
         rng = np.random.default_rng(seed)
@@ -264,7 +279,43 @@ def _mbi():
     return mbi
 
 
-Measurement = tuple[tuple[int, ...], np.ndarray, float]  # clique, noisy counts, sigma
+@dataclass(frozen=True)
+class Measurement:
+    """Noisy counts of the marginal on ``clique`` with discrete Gaussian noise of scale
+    ``sigma`` per measured cell. ``merged`` says, per entry of ``y``, how many measured cells were
+    summed into it (MST's compression); such an entry has noise of scale sigma * sqrt(merged)
+    and is weighted down to match, as in the MST paper."""
+
+    clique: tuple[int, ...]
+    y: np.ndarray
+    sigma: float
+    merged: np.ndarray | None = None
+
+    def total(self) -> tuple[float, float]:
+        """The noisy total this measurement implies, and its variance."""
+        cells = self.y.size if self.merged is None else float(self.merged.sum())
+        return float(self.y.sum()), self.sigma**2 * cells
+
+    def linear(self):
+        mbi = _mbi()
+        names = tuple(f"c{i}" for i in self.clique)
+        y = np.asarray(self.y, dtype=np.float64)
+        if self.merged is None:
+            return mbi.LinearMeasurement(y, names, stddev=float(self.sigma))
+        from mbi.marginal_loss import WeightedQuery
+
+        weights = 1 / np.sqrt(self.merged.astype(np.float64))
+        return mbi.LinearMeasurement(
+            y * weights, names, stddev=float(self.sigma), query=WeightedQuery(weights)
+        )
+
+
+def noisy_total(measurements: list[Measurement]) -> float:
+    """Minimum-variance combination of the totals the measurements imply (post-processing):
+    the DP estimate of the number of records, never the true count."""
+    totals = np.array([m.total() for m in measurements])
+    weights = 1 / totals[:, 1]
+    return float(max(1.0, np.average(totals[:, 0], weights=weights)))
 
 
 def _domain(sizes: tuple[int, ...]):
@@ -283,18 +334,15 @@ def _estimate(
     compiling (``compile_seconds``: mbi's precompile of the optimiser for this structure, near
     zero when the structure was seen before) and estimating (``estimate_seconds``) to ``costs``."""
     mbi = _mbi()
-    ordered = sorted(measurements, key=lambda m: (len(m[0]), m[0]))  # canonical: cache hits
-    linear = [
-        mbi.LinearMeasurement(
-            np.asarray(y, dtype=np.float64), tuple(f"c{i}" for i in clique), stddev=float(sigma)
-        )
-        for clique, y, sigma in ordered
-    ]
+    ordered = sorted(measurements, key=lambda m: (len(m.clique), m.clique))  # canonical: reuse
+    linear = [m.linear() for m in ordered]
     domain, estimator = _domain(sizes), mbi.estimation.MirrorDescent()
     started = time.perf_counter()
     estimator.precompile(domain, linear).result()
     compiled = time.perf_counter()
-    model = estimator.estimate(domain, linear, iters=iterations, warm_start=warm_start)
+    model = estimator.estimate(
+        domain, linear, known_total=noisy_total(ordered), iters=iterations, warm_start=warm_start
+    )
     done = time.perf_counter()
     costs["compile_seconds"] = costs.get("compile_seconds", 0.0) + compiled - started
     costs["estimate_seconds"] = costs.get("estimate_seconds", 0.0) + done - compiled
@@ -323,6 +371,11 @@ class Compression:
     def compress(self, noisy: np.ndarray) -> np.ndarray:
         return np.append(noisy[self.kept], noisy[self.rare].sum())
 
+    def merged(self) -> np.ndarray:
+        """Measured cells behind each compressed entry: 1 for a kept value, all the rare ones
+        for the merged cell (its noise is the sum of theirs)."""
+        return np.append(np.ones(self.kept.size), self.rare.size)
+
     def expand(self, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         table = np.append(self.kept, -1)
         out = table[codes]
@@ -338,6 +391,11 @@ class MarginalSampler:
     model: Any
     n_columns: int
     compressions: dict[int, Compression] = field(default_factory=dict)
+
+    @property
+    def total(self) -> float:
+        """The model's number of records: estimated from the noisy measurements."""
+        return float(self.model.total)
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         # mbi's sampler draws from numpy's global generator: seeded() confines that
@@ -388,13 +446,15 @@ class MST(_DPGenerator):
         report(1, steps + 1)
 
         compressions: dict[int, Compression] = {}
+        measurements: list[Measurement] = []
         for i, y in enumerate(ones):
             compression = Compression.from_noisy(y, 3 * sigma1)
+            merged = None
             if compression is not None:
                 compressions[i] = compression
-                ones[i] = compression.compress(y)
+                ones[i], merged = compression.compress(y), compression.merged()
                 data = data.remap(i, compression.mapping())
-        measurements: list[Measurement] = [((i,), y, sigma1) for i, y in enumerate(ones)]
+            measurements.append(Measurement((i,), ones[i], sigma1, merged))
 
         if d > 1:
             edges = self._select_tree(data, ones, rho / 3, rng)
@@ -402,7 +462,7 @@ class MST(_DPGenerator):
             sigma2 = gaussian_sigma(rho / 3 / len(edges))
             for edge in edges:
                 measurements.append(
-                    (edge, data.measure(edge, sigma2, what=f"2-way {edge}"), sigma2)
+                    Measurement(edge, data.measure(edge, sigma2, what=f"2-way {edge}"), sigma2)
                 )
             report(3, steps + 1)
 
@@ -500,7 +560,8 @@ class AIM(_DPGenerator):
         # on a measurement and 10% on its selection, as in the paper
         sigma0 = gaussian_sigma(self.init_share * rho / d)
         measurements: list[Measurement] = [
-            ((i,), data.measure((i,), sigma0, what=f"1-way c{i}"), sigma0) for i in range(d)
+            Measurement((i,), data.measure((i,), sigma0, what=f"1-way c{i}"), sigma0)
+            for i in range(d)
         ]
         rest = (1 - self.init_share) * rho
         sigma = math.sqrt(self.rounds / (2 * 0.9 * rest))
@@ -518,7 +579,7 @@ class AIM(_DPGenerator):
                 sigma = math.sqrt(1 / (2 * 0.9 * remaining))
                 epsilon = math.sqrt(8 * 0.1 * remaining)
                 last = True
-            measured = [m[0] for m in measurements]
+            measured = [m.clique for m in measurements]
             cliques = [tuple(f"c{i}" for i in c) for c in measured]
             limit = self.max_model_mb * (rho - remaining) / rho
             allowed = [
@@ -540,7 +601,7 @@ class AIM(_DPGenerator):
             )  # fmt: skip
             chosen = allowed[pick]
             y = data.measure(chosen, sigma, what=f"round {round_number}: {chosen}")
-            measurements.append((chosen, y, sigma))
+            measurements.append(Measurement(chosen, y, sigma))
             before = estimates[chosen]
             model = _estimate(
                 costs, data.sizes, measurements, self.round_iterations, warm_start=model
@@ -576,6 +637,7 @@ class BayesNetSampler:
     order: list[tuple[int, tuple[int, ...]]]  # (column, parents) in sampling order
     tables: dict[int, np.ndarray]  # column -> cumulative P(column | parents), rows = parent cells
     sizes: tuple[int, ...]
+    total: float  # the noisy number of records
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         codes = np.zeros((n, len(self.sizes)), dtype=np.int64)
@@ -594,10 +656,18 @@ class BayesNetSampler:
         return codes
 
 
-def mutual_information_sensitivity(n: int) -> float:
-    """Sensitivity of the empirical mutual information (Zhang et al. 2017, Lemma 4.1), in nats."""
-    n = max(n, 2)
-    return (2 / n) * math.log((n + 1) / 2) + ((n - 1) / n) * math.log((n + 1) / (n - 1))
+def count_information_sensitivity(n: float) -> float:
+    """Add/remove-one sensitivity of n * I(X; P), the mutual information (nats) of a column X
+    and its parents P scaled by the number of records, over tables of at most ``n`` records.
+
+    Write n * I = sum f(c_xp) - sum f(c_x) - sum f(c_p) + f(n) with f(c) = c log c and c the
+    counts. Adding one record (x, p) adds g(c) = f(c + 1) - f(c) to four terms, g increasing with
+    g(0) = 0: [g(c_xp) - g(c_x)] lies in [-g(n), 0] and [g(n) - g(c_p)] in [0, g(n)], so the
+    change is at most g(n) = (n + 1) log(n + 1) - n log n <= log(n + 1) + 1 either way. (Zhang et
+    al. 2017, Lemma 4.1, bound I itself for neighbours of the same size n, about 2 log(n) / n:
+    scaled by n, twice this.)"""
+    n = max(float(n), 1.0)
+    return (n + 1) * math.log(n + 1) - n * math.log(n)
 
 
 def _mutual_information(counts: np.ndarray, parent_cells: int) -> float:
@@ -618,13 +688,18 @@ class PrivBayes(_DPGenerator):
 
     Budget: ``structure_share`` (the paper's beta = 0.3) to structure learning, split evenly over
     the columns - 1 selections; the rest to the columns' (column, parents) marginals, measured with
-    discrete Gaussian noise (the paper used Laplace noise; zCDP composes more tightly). The mutual
-    information's sensitivity depends on the number of records, treated as public as in the paper
-    (the release has that many rows by default).
+    discrete Gaussian noise (the paper used Laplace noise; zCDP composes more tightly).
+
+    The number of records is private (add/remove neighbours), so the selection scores n * I,
+    whose sensitivity needs only an upper bound on n (:func:`count_information_sensitivity`),
+    not n itself. The bound comes from the noisy total of the first column's marginal (measured
+    first: it is part of the network anyway) plus a sub-Gaussian tail margin that fails with
+    probability at most ``count_delta_share`` x delta, set aside from delta.
     """
 
     name: ClassVar[str] = "privbayes"
     description: ClassVar[str] = "DP: Bayesian network on noisy marginals (Zhang et al. 2017)"
+    count_delta_share: ClassVar[float] = 0.1
     degree: int = 2
     structure_share: float = 0.3
     max_cells: int = 10_000
@@ -643,13 +718,19 @@ class PrivBayes(_DPGenerator):
         network: list[tuple[int, tuple[int, ...]]] = [(first, ())]
         placed = [first]
         rho_structure = self.structure_share * rho if d > 1 else 0.0
-        sensitivity = mutual_information_sensitivity(data.n_records)
+        sigma = gaussian_sigma((rho - rho_structure) / d)
+        fail = self.delta * self.count_delta_share
+        measured = {first: data.measure((first,), sigma, what=f"P(c{first} | ())", delta=fail)}
+        cells = measured[first].size  # the sum of their noise is (cells * sigma^2)-sub-Gaussian
+        bound = measured[first].sum() + sigma * math.sqrt(2 * cells * math.log(1 / fail))
+        sensitivity = count_information_sensitivity(bound)
         for step in range(1, d):
             epsilon = math.sqrt(8 * rho_structure / (d - 1))
             candidates = self._candidates(data, placed)
             pick = data.select(
                 candidates, lambda c: (*c[1], c[0]),
-                lambda c, counts: _mutual_information(counts, math.prod(data.shape(c[1]))),
+                lambda c, counts: counts.sum()
+                * _mutual_information(counts, math.prod(data.shape(c[1]))),
                 epsilon=epsilon, sensitivity=sensitivity, what=f"network column {step + 1} of {d}",
             )  # fmt: skip
             column, parents = candidates[pick]
@@ -657,18 +738,20 @@ class PrivBayes(_DPGenerator):
             placed.append(column)
             report(step, d)
 
-        sigma = gaussian_sigma((rho - rho_structure) / d)
-        tables = {}
+        tables, measurements = {}, []
         for column, parents in network:
             clique = (*parents, column)
-            noisy = data.measure(clique, sigma, what=f"P(c{column} | {parents})")
+            noisy = measured.get(column)
+            if noisy is None:
+                noisy = data.measure(clique, sigma, what=f"P(c{column} | {parents})")
+            measurements.append(Measurement(clique, noisy, sigma))
             joint = np.clip(noisy, 0, None).reshape(-1, data.sizes[column])
             sums = joint.sum(axis=1, keepdims=True)
             uniform = np.full_like(joint, 1 / data.sizes[column])
             conditional = np.where(sums > 0, joint / np.where(sums > 0, sums, 1), uniform)
             tables[column] = np.cumsum(conditional, axis=1)
         report(d, d)
-        return BayesNetSampler(network, tables, data.sizes)
+        return BayesNetSampler(network, tables, data.sizes, noisy_total(measurements))
 
     def _candidates(self, data: PrivateData, placed: list[int]):
         remaining = [c for c in range(data.n_columns) if c not in placed]

@@ -221,13 +221,18 @@ class BaseGenerator:
             self._load_libraries()  # before seeding: seeded() reaches only loaded libraries
             with limited_threads(threads), seeded(seed):
                 state = self._fit(encoded, codec, seed=seed, progress=progress)
+            codec = self._released_codec(codec, state)
         return FittedGenerator(
             spec=self,
             codec=codec,
             state=state,
             fit_seconds=time.perf_counter() - started,
-            n_train=len(frame),
+            n_train=len(frame) if self.learns_domain_from_data else None,
         )
+
+    def _released_codec(self, codec: Codec, state: Any) -> Codec:
+        """The codec the fitted model decodes with (DP generators: the public domain's)."""
+        return codec
 
     def _load_libraries(self) -> None:
         """Import the libraries ``_fit`` draws random numbers from (torch, sdv)."""
@@ -257,11 +262,20 @@ class FittedGenerator:
     codec: Codec
     state: Any
     fit_seconds: float
-    n_train: int
+    n_train: int | None
+    """Training rows; None for DP generators, whose models carry only a noisy estimate."""
 
     @property
     def schema(self) -> Schema:
         return self.codec.schema
+
+    @property
+    def default_rows(self) -> int:
+        """Rows to sample when none are asked for: as many as the training set, or for a DP
+        generator its noisy estimate of that (the exact count is not differentially private)."""
+        if self.n_train is not None:
+            return self.n_train
+        return max(1, round(float(getattr(self.state, "total", 1.0))))
 
     @property
     def details(self) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from synth.dp import (
     Accountant,
@@ -22,7 +24,7 @@ from synth.dp import (
     gaussian_sigma,
     rho_for,
 )
-from synth.dp_models import MST, column_coders, mutual_information_sensitivity
+from synth.dp_models import MST, column_coders, count_information_sensitivity
 from synth.errors import ParamError, SchemaError
 from synth.registry import make_generator
 from synth.schema import Schema
@@ -137,11 +139,35 @@ def test_private_data_pays_before_it_answers() -> None:
     assert data.reads == 2 and len(accountant.steps) == 2
 
 
-def test_mutual_information_sensitivity_matches_lemma() -> None:
-    n = 1000
-    expected = (2 / n) * math.log((n + 1) / 2) + ((n - 1) / n) * math.log((n + 1) / (n - 1))
-    assert mutual_information_sensitivity(n) == pytest.approx(expected)
-    assert mutual_information_sensitivity(10_000) < mutual_information_sensitivity(100)
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 40), x_size=st.integers(2, 4), p_size=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+)  # fmt: skip
+def test_count_information_sensitivity_bounds_every_added_record(n, x_size, p_size, seed):
+    """Brute force over small tables: adding any one record changes n * I(X; P) by at most the
+    bound for n records, so PrivBayes's selection needs no exact record count."""
+    from synth.dp_models import _mutual_information
+
+    rng = np.random.default_rng(seed)
+    skew = rng.dirichlet(np.full(x_size * p_size, 0.3))
+    counts = np.bincount(rng.choice(x_size * p_size, n, p=skew), minlength=x_size * p_size)
+
+    def score(c: np.ndarray) -> float:
+        return c.sum() * _mutual_information(c, p_size)  # cells laid out parents-major
+
+    bound = count_information_sensitivity(n)
+    assert bound <= math.log(n + 1) + 1
+    for cell in range(x_size * p_size):
+        added = counts.copy()
+        added[cell] += 1
+        assert abs(score(added) - score(counts)) <= bound + 1e-9
+    if p_size >= 2:  # the bound is reached: n records alike, then one unlike them in both
+        lone = np.zeros(x_size * p_size, dtype=int)
+        lone[0] = n
+        lone_added = lone.copy()
+        lone_added[x_size + 1] += 1  # the second parent value and the second x
+        assert score(lone_added) - score(lone) == pytest.approx(bound)
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +183,9 @@ def test_every_read_is_accounted_and_the_budget_holds(name, nmes, declared) -> N
     model = make_generator(name, params).fit(nmes, declared, seed=0)
     privacy = model.details["privacy"]
     assert model.details["data_reads"] == len(privacy["steps"]) > 0
-    assert privacy["rho"] == pytest.approx(rho_for(0.5, 1e-6))
+    reserved = 1e-6 * model.spec.count_delta_share  # PrivBayes: its bound on the record count
+    assert privacy["rho"] == pytest.approx(rho_for(0.5, 1e-6 - reserved))
+    assert privacy["delta_thresholds"] == pytest.approx(reserved)
     assert privacy["rho_spent"] <= privacy["rho"] * (1 + 1e-9)
     assert privacy["epsilon_spent"] <= 0.5 * (1 + 1e-6)
     assert privacy["noise"] == "secret"
@@ -325,3 +353,72 @@ def test_estimated_bounds_land_near_the_data() -> None:
         assert 10 <= estimated.lower <= 45 and 60 <= estimated.upper <= 200
         assert frame["x"].between(estimated.lower, estimated.upper).mean() >= 0.9
         assert accountant.spent == pytest.approx(0.1 * accountant.total)
+
+
+def test_a_generator_reading_without_paying_is_caught(nmes, declared) -> None:
+    """The positive control for the read counter: a generator that peeks at the records (here,
+    to count them) without a measurement shows more reads than ledger entries."""
+
+    class Peeking(MST):
+        def _fit_private(self, data, rng, costs, progress):
+            len(data._read())  # the leak: the exact number of records, unpaid
+            return super()._fit_private(data, rng, costs, progress)
+
+    honest = MST(epsilon=1.0, iterations=50, reproducible_noise=True).fit(nmes, declared, seed=0)
+    assert honest.details["data_reads"] == len(honest.details["privacy"]["steps"])
+    peeking = Peeking(epsilon=1.0, iterations=50, reproducible_noise=True)
+    details = peeking.fit(nmes, declared, seed=0).details
+    assert details["data_reads"] == len(details["privacy"]["steps"]) + 1
+
+
+def _leak_table() -> pd.DataFrame:
+    """600 rows: a float column whose maximum 123.456789 is held by one record, and a category
+    held by one record."""
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame(
+        {
+            "amount": rng.normal(50.0, 10.0, 600).round(3),
+            "kind": rng.choice(["a", "b", "c"], 600),
+            "count": rng.poisson(3, 600),
+        }
+    )
+    frame.loc[17, "amount"] = 123.456789
+    frame.loc[33, "kind"] = "zz-one-record"
+    return frame
+
+
+@pytest.mark.parametrize("name", ["mst", "aim", "privbayes"])
+def test_estimated_domain_keeps_real_extremes_out_of_sample_and_model(name) -> None:
+    """With an inferred schema and domain_share, a DP generator encodes, decodes, clips and
+    stores only its DP-estimated domain: no synthetic value equals the real minimum or maximum,
+    and the model holds neither the extremes nor a category held by one record."""
+    import pickle
+
+    frame = _leak_table()
+    params = {"epsilon": 1.0, "domain_share": 0.2, "reproducible_noise": True}
+    if name == "aim":
+        params |= {"rounds": 3, "iterations": 100, "round_iterations": 50, "score_rows": 2000}
+    model = make_generator(name, params).fit(frame, Schema.infer(frame), seed=0)
+    sample = model.sample(20_000, seed=1)
+    low, high = frame["amount"].min(), frame["amount"].max()
+    assert not sample["amount"].isin([low, high]).any()
+    assert "zz-one-record" not in set(sample["kind"].dropna())
+    blob = model.dumps() + pickle.dumps(model.schema)
+    for secret in (np.float64(high).tobytes(), np.float64(low).tobytes(), b"zz-one-record"):
+        assert secret not in blob
+    assert model.schema["amount"].upper != high and model.schema["amount"].lower != low
+
+
+def test_dp_models_release_a_noisy_number_of_records(nmes, declared) -> None:
+    """The exact training size is not DP under add/remove neighbours: DP models carry no exact
+    count and default to a noisy one, which changes from fit to fit."""
+    defaults = set()
+    for name in ("mst", "privbayes"):
+        for _ in range(3):
+            model = make_generator(name, {"epsilon": 1.0, "iterations": 50} if name == "mst"
+                                   else {"epsilon": 1.0}).fit(nmes, declared, seed=0)  # fmt: skip
+            assert model.n_train is None
+            assert abs(model.default_rows - len(nmes)) < 0.2 * len(nmes)
+            defaults.add(model.default_rows)
+    assert len(defaults) > 1 and defaults != {len(nmes)}
+    assert make_generator("independent").fit(nmes, declared, seed=0).default_rows == len(nmes)
