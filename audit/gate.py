@@ -162,11 +162,13 @@ KEY_SCORES = (
 
 
 def release_card(
-    *, run_id: str, dataset: str, digest: str, generator: str, params: dict, epsilon, delta,
-    rows: int, scorecard, verdict: Verdict, synthetic_digest: str | None = None,
+    *, run_id: str, dataset: str, lineage: dict[str, str], generator: str, params: dict, epsilon,
+    delta, rows: int, rows_source: str, scorecard, verdict: Verdict,
+    synthetic_digest: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """The card that travels with a released synthetic table: what it came from (by digest),
-    how it was made, what the audit found, and the verdict."""
+    """The card that travels with a released synthetic table: what it came from (a keyed
+    digest only the data owner can check: ``lineage`` holds ``hmac`` and ``key_id``), how it was
+    made, what the guarantee covers, what the audit found, and the verdict."""
     import datetime
     from importlib.metadata import version
 
@@ -179,14 +181,42 @@ def release_card(
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "run_id": run_id,
         "dataset": dataset,
-        "dataset_digest": digest,
+        "dataset_hmac": lineage["hmac"],
+        "lineage_key_id": lineage["key_id"],
         "generator": generator,
         "params": params,
         "budget": {"epsilon": epsilon, "delta": delta} if epsilon is not None else None,
+        "guarantee": guarantee(epsilon, delta, rows_source),
         "synthetic_rows": rows,
+        "synthetic_rows_source": rows_source,
         "synthetic_digest": synthetic_digest,
         "verdict": verdict.to_dict(),
         "scores": scores,
+    }
+
+
+def guarantee(epsilon: float | None, delta: float | None, rows_source: str) -> dict[str, Any]:
+    """What a release's formal guarantee covers, in words a privacy officer can sign."""
+    if epsilon is None:
+        return {
+            "summary": "none: the generator makes no formal privacy claim; only the audit's "
+            "empirical findings below speak for it",
+            "covers": [],
+            "not_covered": ["the synthetic table", "the model", "the audit scores"],
+        }
+    covers = ["the synthetic table", "the logged model"]
+    if rows_source == "noisy count (DP)":
+        covers.append("the number of synthetic rows (a noisy count)")
+    not_covered = [
+        "the declared schema (bounds and categories are public by assumption)",
+        "the audit scores on this card (computed on the real data, not differentially private)",
+    ]
+    return {
+        "summary": f"({epsilon}, {delta})-differential privacy for add/remove-one-record "
+        "neighbours, covering " + ", ".join(covers),
+        "neighbours": "add/remove one record",
+        "covers": covers,
+        "not_covered": not_covered,
     }
 
 
@@ -209,11 +239,15 @@ def release_markdown(card: dict[str, Any]) -> str:
     lines += [
         "",
         f"- run id: `{card['run_id']}`",
-        f"- data digest: `{card['dataset_digest']}`",
+        f"- data: HMAC-SHA256 `{card['dataset_hmac']}` under lineage key "
+        f"`{card['lineage_key_id']}` (the data owner checks it with `synthguard lineage DATA "
+        "--card CARD`; without the key it tells nothing about the data)",
         f"- generator: `{card['generator']}`",
         "- budget: "
         + (f"epsilon {budget['epsilon']}, delta {budget['delta']}" if budget else "none (not DP)"),
-        f"- synthetic rows: {card['synthetic_rows']} (digest `{card.get('synthetic_digest')}`)",
+        f"- guarantee: {card['guarantee']['summary']}",
+        f"- synthetic rows: {card['synthetic_rows']} ({card['synthetic_rows_source']}; digest "
+        f"`{card.get('synthetic_digest')}`)",
         f"- created: {card['created']} by synthguard {card['synthguard']}",
         "",
         "| score | value | interval |",

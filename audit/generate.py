@@ -30,7 +30,7 @@ from audit.scores import Scorecard
 from audit.split import split_holdout
 from audit.tracking import Run, Tracker
 from synth.generators import BaseGenerator
-from synth.io import digest, write_table, write_text_atomic
+from synth.io import digest, lineage, write_table, write_text_atomic
 from synth.runtime import child_seeds
 from synth.schema import Schema
 
@@ -61,6 +61,7 @@ class GenerateJob:
     render: Callable[[AuditOutcome], list[Path]] | None = None  # report files, logged as artifacts
     command: str = "generate"
     parent_run: str | None = None  # a child run of this run (compare)
+    lineage: dict[str, str] | None = None  # keyed digest of the table as read (synth.io.lineage)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,6 +109,8 @@ def run_generate(
     split_seed, fit_seed, sample_seed = child_seeds(job.seed, 3)
     split = split_holdout(frame, fraction=job.holdout, seed=split_seed, stratify=job.stratify)
     spec = job.spec
+    # what travels (card, report) names the data by a keyed digest only
+    keyed = job.lineage or (lineage(job.data) if job.policy or job.render else None)
     tracker = Tracker(tracking_uri, experiment)
     started = time.perf_counter()
     tags = {
@@ -164,9 +167,8 @@ def run_generate(
         _log_details(run, model.details)
         # by default as many rows as the training set; for a DP generator its noisy estimate
         rows = job.rows if job.rows is not None else model.default_rows
-        run.log_params(
-            {"rows": rows, "rows_source": "asked" if job.rows is not None else _rows_source(model)}
-        )
+        rows_source = "asked" if job.rows is not None else _rows_source(model)
+        run.log_params({"rows": rows, "rows_source": rows_source})
 
         report("sample", 0, rows)
         started = time.perf_counter()
@@ -216,9 +218,9 @@ def run_generate(
             run.set_tags({"synthguard.verdict": "pass" if verdict.passed else "fail"})
             run.log_json(verdict.to_dict(), "verdict.json")
             release = release_card(
-                run_id=run.run_id, dataset=job.dataset, digest=tags["synthguard.dataset_digest"],
-                generator=spec.name, params=spec.params(), epsilon=claim,
-                delta=getattr(spec, "delta", None), rows=rows, scorecard=card, verdict=verdict,
+                run_id=run.run_id, dataset=job.dataset, lineage=keyed, generator=spec.name,
+                params=spec.params(), epsilon=claim, delta=getattr(spec, "delta", None),
+                rows=rows, rows_source=rows_source, scorecard=card, verdict=verdict,
                 synthetic_digest=digest(synthetic),
             )  # fmt: skip
             run.log_json(release, "release_card.json")
@@ -234,7 +236,8 @@ def run_generate(
                 scorecard=card, privacy=privacy, threat_models=threats, verdict=verdict,
                 meta={
                     "generator": spec.name, "dataset": job.dataset,
-                    "dataset digest": tags["synthguard.dataset_digest"], "run id": run.run_id,
+                    "dataset HMAC": f"{keyed['hmac'][:32]}… (key {keyed['key_id']})",
+                    "run id": run.run_id,
                     "seed": str(job.seed), "training rows": str(len(split.train)),
                     "holdout rows": str(len(split.holdout)), "synthetic rows": str(rows),
                     "epsilon": str(getattr(spec, "epsilon", "none (not DP)")),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import os
+import secrets
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,11 +84,72 @@ def dataset_name(source: str) -> str:
     return Path(source).stem
 
 
-def digest(frame: pd.DataFrame) -> str:
-    """SHA-256 of the table's contents, row order included: identifies it, reveals nothing."""
+def _content(frame: pd.DataFrame) -> bytes:
     hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
     header = "\x1f".join(map(str, frame.columns)).encode()
-    return hashlib.sha256(header + hashed.tobytes()).hexdigest()
+    return header + hashed.tobytes()
+
+
+def digest(frame: pd.DataFrame) -> str:
+    """SHA-256 of the table's contents, row order included: plain lineage for the data owner's
+    own store (MLflow). Never put it in anything that travels with a release: anyone who knows
+    all records but one can test candidates for the last one against it."""
+    return hashlib.sha256(_content(frame)).hexdigest()
+
+
+_KEY_FILE = "lineage.key"
+_KEY_BYTES = 32
+
+
+def lineage_key() -> bytes:
+    """The data owner's secret key for keyed digests: ``SYNTHGUARD_LINEAGE_KEY`` (hex), else
+    ``lineage.key`` in ``SYNTHGUARD_HOME`` (default ``~/.config/synthguard``), created on
+    first use with permissions 0600. Whoever holds the key can check a card against a table."""
+    given = os.environ.get("SYNTHGUARD_LINEAGE_KEY")
+    if given:
+        try:
+            key = bytes.fromhex(given.strip())
+        except ValueError:
+            raise DataError("SYNTHGUARD_LINEAGE_KEY must be hexadecimal") from None
+        if len(key) < 16:
+            raise DataError("SYNTHGUARD_LINEAGE_KEY must hold at least 16 bytes (32 hex digits)")
+        return key
+    home = Path(os.environ.get("SYNTHGUARD_HOME") or Path.home() / ".config" / "synthguard")
+    path = home / _KEY_FILE
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as error:
+        raise DataError(f"cannot read the lineage key {str(path)!r}: {error}") from None
+    try:
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return bytes.fromhex(path.read_text().strip())
+    except OSError as error:
+        raise OutputError(f"cannot create the lineage key {str(path)!r}: {error}") from None
+    key = secrets.token_bytes(_KEY_BYTES)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(key.hex() + "\n")
+    return key
+
+
+def keyed_digest(frame: pd.DataFrame, key: bytes) -> str:
+    """HMAC-SHA256 of the table's contents under the data owner's key: it identifies the table
+    to the key holder and is a useless membership oracle to anyone else."""
+    return hmac.new(key, _content(frame), hashlib.sha256).hexdigest()
+
+
+def lineage(frame: pd.DataFrame) -> dict[str, str]:
+    """What names a table in anything that travels: its keyed digest and the key's id."""
+    key = lineage_key()
+    return {"hmac": keyed_digest(frame, key), "key_id": key_id(key)}
+
+
+def key_id(key: bytes) -> str:
+    """A short name for a lineage key (a hash of the key only, nothing of the data)."""
+    return hashlib.sha256(b"synthguard lineage key\x00" + key).hexdigest()[:16]
 
 
 @contextlib.contextmanager

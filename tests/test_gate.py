@@ -78,7 +78,7 @@ def test_the_shipped_policy_loads_and_judges() -> None:
     assert "privacy.*.epsilon_lb" in patterns and "fidelity.quality" in patterns
 
 
-def test_release_card_has_digest_budget_scores_and_verdict() -> None:
+def test_release_card_has_lineage_budget_guarantee_scores_and_verdict() -> None:
     card = Scorecard(
         [
             Score("fidelity.quality", 0.85, "max"),
@@ -87,11 +87,16 @@ def test_release_card_has_digest_budget_scores_and_verdict() -> None:
     )
     verdict = Policy.parse(POLICY, "test").judge(card.metrics(), epsilon=1.0)
     release = release_card(
-        run_id="abc", dataset="d", digest="0123", generator="mst", params={"epsilon": 1.0},
-        epsilon=1.0, delta=1e-9, rows=10, scorecard=card, verdict=verdict,
+        run_id="abc", dataset="d", lineage={"hmac": "0123", "key_id": "k1"}, generator="mst",
+        params={"epsilon": 1.0}, epsilon=1.0, delta=1e-9, rows=10,
+        rows_source="noisy count (DP)", scorecard=card, verdict=verdict,
     )  # fmt: skip
-    assert release["dataset_digest"] == "0123" and release["run_id"] == "abc"
+    assert (release["dataset_hmac"], release["lineage_key_id"]) == ("0123", "k1")
+    assert "dataset_digest" not in release and release["run_id"] == "abc"
     assert release["budget"] == {"epsilon": 1.0, "delta": 1e-9}
+    assert release["guarantee"]["neighbours"] == "add/remove one record"
+    assert "the number of synthetic rows (a noisy count)" in release["guarantee"]["covers"]
+    assert any("not differentially private" in n for n in release["guarantee"]["not_covered"])
     assert release["scores"]["privacy.closest_distance.auc"]["ci"] == [0.46, 0.58]
     assert release["verdict"]["passed"] == verdict.passed
     text = release_markdown(release)
