@@ -61,9 +61,16 @@ def singling_out_risk(
     attacks: int = 500,
     seed: int = 0,
 ) -> Risk:
-    """Univariate singling-out risk: predicates are tried on the whole training set (main) and
-    the whole holdout (control)."""
-    predicates = _predicates(synthetic, schema, attacks, np.random.default_rng(seed))
+    """Univariate singling-out risk: predicates are tried on the training records (main) and on
+    population records the generator never saw (control), as many of each: a predicate singles
+    out more easily in a smaller set, so sets of different sizes bias the risk (all of the
+    training set against all of a smaller holdout gave a "risk" with no leak at all)."""
+    predicate_seed, sample_seed = np.random.SeedSequence(seed).spawn(2)
+    predicates = _predicates(synthetic, schema, attacks, np.random.default_rng(predicate_seed))
+    rng = np.random.default_rng(sample_seed)
+    size = min(len(members), len(controls))
+    members = members.iloc[np.sort(rng.choice(len(members), size, replace=False))]
+    controls = controls.iloc[np.sort(rng.choice(len(controls), size, replace=False))]
     main = sum(_singles_out(members, p) for p in predicates)
     control = sum(_singles_out(controls, p) for p in predicates)
     return Risk.of(main, len(predicates), control, len(predicates))

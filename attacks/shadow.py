@@ -1,19 +1,25 @@
 """Black-box shadow-model membership attack, with shadow fits shared by every target.
 
 Threat model: the attacker holds an auxiliary sample of the population and can fit the generator
-on data of its choice. For each of ``n_shadow`` fits it draws a training set from the auxiliary
-data and adds each candidate target independently with probability 1/2 (the LiRA design of
-Carlini et al., S&P 2022), so one set of N fits gives in/out labels for every target at once,
-instead of N fits per target as in TAPAS (Houssiau et al. 2022). Each fit is a pure task (spec,
-data, seed in; synthetic table out) run by joblib, one thread per worker; logging stays with the
-caller.
+on data of its choice. For each of ``n_shadow`` fits it draws a base training set from the
+auxiliary data and *adds* each candidate target independently with probability 1/2 (the LiRA
+design of Carlini et al., S&P 2022), so one set of N fits gives in/out labels for every target
+at once, instead of N fits per target as in TAPAS (Houssiau et al. 2022). Adding (not swapping
+a base row for the target) makes neighbouring shadow sets differ by one record, the add/remove
+relation of the DP claims they test; with independent coins every (fit, target) pair is a
+canary of the one-run epsilon bound (``attacks.metrics.empirical_epsilon``). Each fit is a pure
+task (spec, data, seed in; synthetic table out) run by joblib, one thread per worker; logging
+stays with the caller.
 
 Two attacks score the same fits:
 
-- ``shadow_distance``: minus the target's distance to the closest synthetic record.
+- ``shadow_distance``: minus the target's distance to the closest synthetic record (a function
+  of each fit's output alone: every pair counts for the epsilon bound).
 - ``shadow_groundhog``: per target, a classifier on naive statistics of the synthetic table
   (means, spreads, quantiles, category shares, correlations; Stadler et al., USENIX Security
-  2022), its scores cross-validated across the fits.
+  2022), cross-fitted: trained on the first half of the fits to score the second, and the other
+  way round. Only the second half's scores, from a classifier that never saw their labels,
+  enter the epsilon bound.
 
 Targets are chosen by vulnerability (mean distance to the k nearest training records, as in
 Meeus et al., "Achilles' Heels", 2023): the top outliers, and as many random records as a
@@ -92,8 +98,16 @@ class ShadowResult:
 
     labels: np.ndarray  # (n_shadow, n_targets) bool
     distance: np.ndarray  # (n_shadow, n_targets): higher means "member"
-    groundhog: np.ndarray  # (n_shadow, n_targets): cross-validated member probability
+    groundhog: np.ndarray  # (n_shadow, n_targets): cross-fitted member probability
     fits: int
+
+    @property
+    def certified(self) -> dict[str, np.ndarray]:
+        """Per attack, the fits whose scores may enter the epsilon bound: every fit for the
+        distance attack; for Groundhog the second half, scored by a classifier trained only on
+        the first."""
+        second = np.arange(self.fits) >= self.fits // 2
+        return {"shadow_distance": np.ones(self.fits, bool), "shadow_groundhog": second}
 
 
 def shadow_attack(
@@ -112,25 +126,22 @@ def shadow_attack(
     """Run the shared-fit shadow attack on ``targets`` with ``n_shadow`` generator fits.
 
     ``knowledge`` is the attacker's (see ``attacks.threat``): with ``"auxiliary"`` each shadow
-    set is ``shadow_size`` rows drawn from ``auxiliary`` plus the targets drawn in; with
-    ``"all_but_one"``, ``auxiliary`` is the training set without the targets, used whole, so the
-    shadow sets differ only in the targets (the neighbouring datasets of the DP game)."""
+    set is ``shadow_size - len(targets) // 2`` rows drawn from ``auxiliary`` (so ``shadow_size``
+    rows on average) plus the targets drawn in; with ``"all_but_one"``, ``auxiliary`` is the
+    training set without the targets, used whole, so the shadow sets differ only in the targets
+    (the neighbouring datasets of the DP game)."""
     from joblib import Parallel, delayed
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     rng = np.random.default_rng(seed)
     labels = rng.random((n_shadow, len(targets))) < 0.5
+    base_size = shadow_size - len(targets) // 2
     tasks = []
     for i in range(n_shadow):
         chosen = targets[labels[i]]
         if knowledge == "all_but_one":  # the training set without the targets, plus those in
             base = auxiliary
-        else:
-            picked = rng.choice(len(auxiliary), shadow_size - len(chosen), replace=False)
-            base = auxiliary.iloc[picked]
+        else:  # a base of fixed size, the targets added on top of it (never swapped in)
+            base = auxiliary.iloc[rng.choice(len(auxiliary), base_size, replace=False)]
         data = pd.concat([base, chosen], ignore_index=True)
         tasks.append(ShadowFit(spec, schema, data, shadow_size, int(rng.integers(2**31))))
     synthetic = []
@@ -151,15 +162,26 @@ def shadow_attack(
         for t, table in zip(encoded_targets, synthetic, strict=True)
     ])  # fmt: skip
     features = np.vstack([naive_features(table, schema, categories) for table in synthetic])
-    groundhog = np.full(labels.shape, 0.5)
-    folds = min(5, n_shadow // 2)
-    for j in range(len(targets)):
-        y = labels[:, j]
-        if folds < 2 or y.sum() < folds or (~y).sum() < folds:
-            continue  # too few fits on one side to cross-validate
-        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-        splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
-        groundhog[:, j] = cross_val_predict(
-            model, features, y, cv=splitter, method="predict_proba"
-        )[:, 1]
+    groundhog = _cross_fitted(features, labels)
     return ShadowResult(labels, distance, groundhog, n_shadow)
+
+
+def _cross_fitted(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per target, a classifier trained on one half of the fits scores the other half, both
+    ways; 0.5 where a half has no fit on one side of the target's membership."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    fits = len(features)
+    halves = [np.arange(fits) < fits // 2, np.arange(fits) >= fits // 2]
+    scores = np.full(labels.shape, 0.5)
+    for j in range(labels.shape[1]):
+        for train, scored in (halves, halves[::-1]):
+            y = labels[train, j]
+            if y.all() or not y.any():
+                continue
+            model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+            model.fit(features[train], y)
+            scores[scored, j] = model.predict_proba(features[scored])[:, 1]
+    return scores

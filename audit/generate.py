@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from audit.gate import Policy, Verdict, release_card, release_markdown
-from audit.privacy import AttackSettings, privacy_scores
+from audit.privacy import AttackSettings, canary_count, privacy_scores
 from audit.scorecard import build_scorecard
 from audit.scores import Scorecard
 from audit.split import split_holdout
@@ -107,7 +107,10 @@ def run_generate(
     report = progress or (lambda stage, done, total: None)
     frame = job.schema.conform(job.data)  # every schema problem at once, before any run starts
     split_seed, fit_seed, sample_seed = child_seeds(job.seed, 3)
-    split = split_holdout(frame, fraction=job.holdout, seed=split_seed, stratify=job.stratify)
+    canaries = canary_count(job.attacks, len(frame)) if job.attacks is not None else 0
+    split = split_holdout(
+        frame, fraction=job.holdout, seed=split_seed, stratify=job.stratify, canaries=canaries
+    )
     spec = job.spec
     # what travels (card, report) names the data by a keyed digest only
     keyed = job.lineage or (lineage(job.data) if job.policy or job.render else None)
@@ -201,6 +204,7 @@ def run_generate(
                     split.train, split.holdout, synthetic, job.schema, job.attacks,
                     delta=getattr(spec, "delta", 0.0), spec=spec,
                     progress=lambda done, total: report("shadow fits", done, total),
+                    canaries=split.canaries(frame),
                 )  # fmt: skip
                 logged = set(card.metrics())
                 card.extend(scores)

@@ -2,8 +2,11 @@
 inference on chosen secret columns. Every number carries an interval, and membership attacks an
 empirical epsilon with its ceiling (see ``attacks.metrics``).
 
-Targets: ``n_targets`` random training records (members) and as many random holdout records
-(non-members, never seen by the generator), drawn with the audit's seed. Per-record results name
+Targets: in an audit, the canaries of the split (``audit.split``): about ``2 * n_targets``
+random records, each sent to training or to the holdout by its own fair coin, which is what the
+one-run epsilon bound needs. For tables made elsewhere (``synthguard score``) there is no such
+coin: ``n_targets`` random training records and as many holdout records are the targets, and
+the bound assumes the holdout was a random sample of the same table. Per-record results name
 rows by their position in the input table, never by their values.
 """
 
@@ -18,7 +21,7 @@ import pandas as pd
 from attacks.anonymeter import linkability_risk, singling_out_risk
 from attacks.distance import closest_distance_scores, density_ratio_scores
 from attacks.inference import inference_risk
-from attacks.metrics import AttackResult
+from attacks.metrics import RULES, AttackResult
 from attacks.shadow import choose_targets, shadow_attack
 from attacks.threat import KNOWLEDGE, attack_threats
 from audit.scores import Score
@@ -58,11 +61,28 @@ class AttackSettings:
             and holdout is not None
             and self.knowledge == "auxiliary"
         ):
-            held = holdout_size(rows, holdout)
+            rest = rows - canary_count(self, rows)  # canaries out of the holdout only add to it
+            held = holdout_size(rest, holdout)
             shadow_size(rows - held, held, self.shadow_targets)
         unknown = [s for s in self.secrets if s not in set(columns)]
         if unknown:
             raise ParamError(f"--secret names no column: {', '.join(unknown)}")
+
+
+def canary_count(settings: AttackSettings, rows: int) -> int:
+    """Canaries an audit of a ``rows``-row table draws: twice ``n_targets``, at most a third
+    of the table (the rest trains the generator and is the attacker's population sample)."""
+    return max(2, min(2 * settings.n_targets, rows // 3))
+
+
+def _bound_note(targets: int, fits: int, result: AttackResult, shared: str) -> str:
+    return (
+        f"one-run audit (Steinke, Nasr & Jagielski 2023): {targets} targets over {fits} "
+        f"generator fit{'s' if fits != 1 else ''} ({shared}), each in the training data with "
+        f"probability 1/2 (add/remove neighbours); {len(RULES)} guessing rules fixed in "
+        f"advance, Bonferroni-corrected, 95% confidence; at most {result.epsilon_max:.2f} "
+        "certifiable with these targets"
+    )
 
 
 def _membership_scores(name: str, result: AttackResult) -> list[Score]:
@@ -74,8 +94,9 @@ def _membership_scores(name: str, result: AttackResult) -> list[Score]:
         Score(f"{prefix}.tpr_at_fpr_0.001", result.tpr_at_fpr_001, "min", baseline=0.001),
         Score(f"{prefix}.advantage", result.advantage, "min", baseline=0.0),
         Score(f"{prefix}.epsilon_lb", result.epsilon_lb, "min", baseline=0.0,
-              help=f"empirical epsilon lower bound; {result.members}+{result.non_members} "
-                   f"targets can certify at most {result.epsilon_max:.2f}"),
+              help=f"empirical epsilon lower bound (one-run audit, add/remove); "
+                   f"{result.members}+{result.non_members} targets can certify at most "
+                   f"{result.epsilon_max:.2f}"),
     ]  # fmt: skip
 
 
@@ -89,28 +110,37 @@ def privacy_scores(
     delta: float = 0.0,
     spec: Any = None,
     progress: Any = None,
+    canaries: tuple[pd.DataFrame, np.ndarray] | None = None,
 ) -> tuple[list[Score], dict[str, Any]]:
-    """Scores of every attack, and per-record results (row positions only). The shadow-model
-    attack runs when ``settings.n_shadow`` > 0 and ``spec`` (the generator) is given."""
+    """Scores of every attack, and per-record results (row positions only). ``canaries`` are
+    the split's membership targets and whether each was trained on; without them, random
+    training and holdout records are drawn. The shadow-model attack runs when
+    ``settings.n_shadow`` > 0 and ``spec`` (the generator) is given."""
     if len(holdout) < 2:
         raise ParamError("privacy attacks need non-member records: use --holdout > 0")
     rng = np.random.default_rng(settings.seed)
-    # at most half the holdout: the rest is the attacker's population sample (density ratio)
-    k = min(settings.n_targets, len(train), len(holdout) // 2)
-    member_rows = np.sort(rng.choice(len(train), k, replace=False))
-    other_rows = np.sort(rng.choice(len(holdout), k, replace=False))
-    members, others = train.iloc[member_rows], holdout.iloc[other_rows]
-    targets = pd.concat([members, others])
-    labels = np.r_[np.ones(k, bool), np.zeros(k, bool)]
+    if canaries is not None:
+        targets, labels = canaries
+        labels = np.asarray(labels, dtype=bool)
+    else:  # at most half the holdout: the rest is the population sample (density ratio)
+        k = min(settings.n_targets, len(train), len(holdout) // 2)
+        member_rows = np.sort(rng.choice(len(train), k, replace=False))
+        other_rows = np.sort(rng.choice(len(holdout), k, replace=False))
+        targets = pd.concat([train.iloc[member_rows], holdout.iloc[other_rows]])
+        labels = np.r_[np.ones(k, bool), np.zeros(k, bool)]
+    members, others = targets[labels], targets[~labels]
 
     scores: list[Score] = []
+    bounds: dict[str, str] = {}
     membership = closest_distance_scores(targets, synthetic, schema)
-    reference = holdout.drop(holdout.index[other_rows])  # the attacker's population sample
+    reference = holdout[~holdout.index.isin(targets.index)]  # the attacker's population sample
     if len(reference):
         membership["density_ratio"] = density_ratio_scores(targets, synthetic, reference, schema)
+    shared = "one release" if canaries is not None else "one release; no coin: see the note"
     for name, values in membership.items():
         result = AttackResult.of(values, labels, seed=settings.seed, delta=delta)
         scores += _membership_scores(name, result)
+        bounds[name] = _bound_note(len(labels), 1, result, shared)
     for secret in settings.secrets:
         risk = inference_risk(members, others, synthetic, schema, secret)
         scores.append(
@@ -119,7 +149,10 @@ def privacy_scores(
                   f"{risk.control_rate:.0%} of non-members'")
         )  # fmt: skip
     for name, risk in (
-        ("singling_out", singling_out_risk(train, holdout, synthetic, schema, seed=settings.seed)),
+        (
+            "singling_out",
+            singling_out_risk(train, reference, synthetic, schema, seed=settings.seed),
+        ),
         ("linkability", linkability_risk(members, others, synthetic, schema, seed=settings.seed)),
     ):
         scores.append(
@@ -132,12 +165,16 @@ def privacy_scores(
         "member": labels.tolist(),
         **{f"{name}_score": values.tolist() for name, values in membership.items()},
     }
-    details: dict[str, Any] = {"targets": k, "records": records}
+    details: dict[str, Any] = {
+        "targets": len(labels), "members": int(labels.sum()), "records": records,
+        "bounds": bounds,
+    }  # fmt: skip
     if settings.n_shadow and spec is not None:
         shadow_scores, details["shadow"] = _shadow(
             train, holdout, schema, settings, spec, delta, progress
         )
         scores += shadow_scores
+        bounds.update(details["shadow"].pop("bounds"))
     ran = {s.name.split(".")[1] for s in scores}
     details["threat_models"] = {
         name: threat.as_dict()
@@ -178,14 +215,23 @@ def _shadow(train, holdout, schema, settings, spec, delta, progress):
         seed=settings.seed, jobs=settings.jobs, knowledge=settings.knowledge, progress=progress,
     )  # fmt: skip
     scores = [Score("cost.generator_fits", float(result.fits), "min")]
+    bounds = {}
     for name, matrix in (
         ("shadow_distance", result.distance),
         ("shadow_groundhog", result.groundhog),
     ):
+        certified = result.certified[name]
         pooled = AttackResult.of(
-            matrix.ravel(), result.labels.ravel(), seed=settings.seed, delta=delta
-        )
+            matrix.ravel(), result.labels.ravel(), seed=settings.seed, delta=delta,
+            certify=np.repeat(certified, matrix.shape[1]),
+        )  # fmt: skip
         scores += _membership_scores(name, pooled)
+        shared = f"{len(rows)} targets share each fit"
+        if not certified.all():
+            shared += "; only the fits the classifier was not trained on"
+        bounds[name] = _bound_note(
+            int(certified.sum()) * len(rows), int(certified.sum()), pooled, shared
+        )
         for group in ("outlier", "random"):
             mask = groups == group
             part = AttackResult.of(
@@ -203,4 +249,6 @@ def _shadow(train, holdout, schema, settings, spec, delta, progress):
         "shadow_distance": result.distance.ravel().tolist(),
         "shadow_groundhog": result.groundhog.ravel().tolist(),
     }
-    return scores, {"fits": result.fits, "targets": per_target, "scores": pooled_scores}
+    return scores, {
+        "fits": result.fits, "targets": per_target, "scores": pooled_scores, "bounds": bounds
+    }  # fmt: skip

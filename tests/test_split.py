@@ -22,7 +22,7 @@ def test_split_is_disjoint_complete_and_seeded(nmes: pd.DataFrame) -> None:
     # the record names rows by position only, and rebuilds the holdout
     record = split.record()
     assert set(record) == {
-        "fraction", "seed", "stratify", "n_train", "n_holdout", "holdout_rows"
+        "fraction", "seed", "stratify", "n_train", "n_holdout", "holdout_rows", "canary_rows"
     }  # fmt: skip
     pd.testing.assert_frame_equal(nmes.iloc[record["holdout_rows"]], split.holdout)
 
@@ -59,3 +59,25 @@ def test_stratify_with_missing_values(penguins: pd.DataFrame) -> None:
     split = split_holdout(penguins, fraction=0.3, seed=2, stratify="sex")
     assert split.holdout["sex"].isna().any() and split.train["sex"].isna().any()
     assert np.isclose(len(split.holdout) / len(penguins), 0.3, atol=0.02)
+
+
+def test_canaries_go_to_either_side_on_a_fair_coin_each(nmes: pd.DataFrame) -> None:
+    """The one-run epsilon bound needs each membership target included independently with
+    probability 1/2: canaries land on exactly one side, about half in training, and the rest of
+    the table is split by the fraction as usual."""
+    in_share = []
+    for seed in range(40):
+        split = split_holdout(nmes, fraction=0.3, seed=seed, canaries=100)
+        targets, member = split.canaries(nmes)
+        assert len(targets) == 100 and len(set(split.canary_rows)) == 100
+        assert set(targets.index[member]) <= set(split.train.index)
+        assert set(targets.index[~member]) <= set(split.holdout.index)
+        assert len(split.train) + len(split.holdout) == len(nmes)
+        rest_holdout = len(split.holdout) - int((~member).sum())
+        assert rest_holdout == round(0.3 * (len(nmes) - 100))
+        in_share.append(member.mean())
+    assert abs(np.mean(in_share) - 0.5) < 0.03  # 4,000 coins
+    again = split_holdout(nmes, fraction=0.3, seed=39, canaries=100)
+    assert np.array_equal(again.canary_member, split.canary_member)
+    stratified = split_holdout(nmes, fraction=0.3, seed=0, stratify="health", canaries=50)
+    assert len(stratified.canary_rows) == 50
