@@ -520,7 +520,7 @@ _UTILITY_CAPTION = (
 )
 _ROC_CAPTION = (
     "Membership attacks: true positive rate against false positive rate (log scale) over "
-    "{targets} member and {targets} non-member targets (no-box), and over the shadow fits' "
+    "{targets} targets, {members} of them trained on (no-box), and over the shadow fits' "
     "member/non-member labels (black-box). The dashed diagonal is guessing; what matters for "
     "privacy is the TPR at low FPR."
 )
@@ -596,6 +596,10 @@ def _privacy_section(report: AuditReport, records: dict[str, list]) -> str:
         ]
         parts.append("<h3>Threat models</h3>")
         parts.append(table(("attack", "knowledge", "access", "goal", "description"), rows))
+    bounds = report.privacy.get("bounds") or {}
+    if bounds:
+        parts.append("<h3>How each epsilon bound was computed</h3>")
+        parts.append(table(("attack", "analysis"), [[k, v] for k, v in bounds.items()]))
     curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     if records.get("member"):
         names = [k for k in records if k.endswith("_score")]
@@ -613,7 +617,7 @@ def _privacy_section(report: AuditReport, records: dict[str, list]) -> str:
             figure(
                 plots.roc_curves(curves),
                 "membership ROC curves",
-                _ROC_CAPTION.format(targets=targets),
+                _ROC_CAPTION.format(targets=targets, members=report.privacy.get("members", "?")),
             )
         )
     scores = [s for s in report.scorecard.scores if s.name.startswith("privacy.")]
@@ -766,6 +770,10 @@ def _audit_markdown(report: AuditReport, records: dict[str, list]) -> str:
     rows = [[s.name, fmt(s.value), _interval(s.ci), fmt(s.baseline)] for s in privacy]
     lines += ["", "## Privacy scores", ""]
     lines.append(md_table(("metric", "value", "interval", "baseline"), rows) if rows else "none.")
+    bounds = report.privacy.get("bounds") or {}
+    if bounds:
+        lines += ["", "## How each epsilon bound was computed", ""]
+        lines.append(md_table(("attack", "analysis"), [[k, v] for k, v in bounds.items()]))
     header, rows, how = _exposed(report, records)
     lines += ["", "## Most exposed records (row index)", "", how]
     if rows:

@@ -7,15 +7,18 @@ import typing
 from dataclasses import fields
 from typing import Any
 
-from synth.dp_models import AIM, MST, PrivBayes
+from synth.dp_models import AIM, MST, LeakyMST, PrivBayes
 from synth.errors import ParamError, UnknownNameError
 from synth.generators import BaseGenerator, Identity, Independent
 from synth.sdv_models import CTGAN, TVAE, CopulaGAN, GaussianCopula
 
 GENERATORS: dict[str, type[BaseGenerator]] = {
     g.name: g
-    for g in (GaussianCopula, CTGAN, TVAE, CopulaGAN, MST, AIM, PrivBayes, Identity, Independent)
-}
+    for g in (
+        GaussianCopula, CTGAN, TVAE, CopulaGAN, MST, AIM, PrivBayes, Identity, Independent,
+        LeakyMST,
+    )
+}  # fmt: skip
 
 
 def generator_class(name: str) -> type[BaseGenerator]:

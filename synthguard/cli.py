@@ -444,29 +444,51 @@ def score(
     ],
     synthetic: Annotated[str, typer.Argument(help="The synthetic table to score.")],
     holdout_file: Annotated[
-        str | None, typer.Option("--holdout", help="Real rows the generator never saw (utility).")
+        str | None,
+        typer.Option(
+            "--holdout", help="Real rows the generator never saw (utility, privacy attacks)."
+        ),
     ] = None,
     target: TargetOpt = None,
     json_out: JsonOpt = None,
     schema_file: SchemaOpt = None,
     seed: SeedOpt = 0,
     experiment: ExperimentOpt = "synthguard",
+    n_targets: NTargetsOpt = 200,
+    secret: SecretOpt = None,
+    attacks: Annotated[
+        bool, typer.Option(help="Run the no-box privacy attacks (needs --holdout).")
+    ] = True,
 ) -> None:
-    """Score a synthetic table made elsewhere against the real one; log it as its own run."""
+    """Score a synthetic table made elsewhere against the real one it was trained on: fidelity,
+    utility with --target, and with --holdout the no-box privacy attacks (membership, attribute
+    inference with --secret, singling out, linkability); log it as its own run."""
     import pandas as pd
 
     from audit.generate import log_scorecard
+    from audit.privacy import AttackSettings, privacy_scores
     from audit.scorecard import build_scorecard
     from audit.tracking import Tracker
     from synth.io import dataset_name, digest, load_table, write_text_atomic
 
+    settings = AttackSettings(n_targets=n_targets, secrets=tuple(secret or ()), seed=seed)
+    _check_outputs(None, False, json_out)
     tables = {"real": load_table(real), "synthetic": load_table(synthetic)}
     if holdout_file is not None:
         tables["holdout"] = load_table(holdout_file)
+        # rows are named by position: the holdout's count on after the real table's
+        tables["holdout"].index = pd.RangeIndex(len(tables["real"]), len(tables["real"])
+                                                + len(tables["holdout"]))  # fmt: skip
+    elif secret:
+        raise ParamError("--secret needs --holdout: the attacks compare members with non-members")
     _check_target(target, tables["real"].columns, holdout_rows=holdout_file is not None)
+    run_attacks = attacks and holdout_file is not None
+    if run_attacks:
+        settings.check(tables["real"].columns)
     # without --schema, types come from all the tables, so the holdout's extremes fit too
     declared = _schema(pd.concat(tables.values(), ignore_index=True), schema_file)
     typed = {name: declared.conform(frame) for name, frame in tables.items()}
+    privacy: dict = {}
     with _progress() as progress:
         task = progress.add_task("score", total=1)
         card = build_scorecard(
@@ -474,6 +496,16 @@ def score(
             target=target, seed=seed,
         )  # fmt: skip
         progress.update(task, completed=1)
+        if run_attacks:
+            task = progress.add_task("privacy attacks", total=1)
+            found, privacy = privacy_scores(
+                typed["real"], typed["holdout"], typed["synthetic"], declared, settings
+            )
+            card.extend(found)
+            progress.update(task, completed=1)
+    if attacks and holdout_file is None:
+        err.print("warning: no --holdout: the privacy attacks need non-members, so they were "
+                  "skipped", highlight=False)  # fmt: skip
     tracker = Tracker(experiment=experiment)
     tags = {
         "synthguard.command": "score",
@@ -488,6 +520,9 @@ def score(
              "n_synthetic": len(typed["synthetic"]), "n_holdout": len(typed.get("holdout", []))}
         )  # fmt: skip
         log_scorecard(run, card)
+        if privacy:
+            run.log_json(privacy.pop("threat_models"), "threat_models.json")
+            run.log_json(privacy, "privacy_records.json")
     if json_out is not None:
         write_text_atomic(json_out, card.to_json())
     _print_scorecard(card)

@@ -41,6 +41,7 @@ FAST_PARAMS: dict[str, dict[str, object]] = {
     "gaussian_copula": {"default_distribution": "norm"},
     # DP generators: noise from the seed, so the contract's determinism checks apply
     "mst": {"reproducible_noise": True, "iterations": 100},
+    "leaky_mst": {"reproducible_noise": True, "iterations": 100},
     "aim": {
         "reproducible_noise": True,
         "rounds": 3,

