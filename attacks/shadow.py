@@ -110,6 +110,35 @@ class ShadowResult:
         return {"shadow_distance": np.ones(self.fits, bool), "shadow_groundhog": second}
 
 
+def shadow_tasks(
+    spec,
+    schema: Schema,
+    auxiliary: pd.DataFrame,
+    targets: pd.DataFrame,
+    *,
+    n_shadow: int,
+    shadow_size: int,
+    seed: int,
+    knowledge: Knowledge = "auxiliary",
+) -> tuple[np.ndarray, list[ShadowFit]]:
+    """The membership labels (fit x target, each a fair coin) and one pure fit task per shadow
+    set: a base (``auxiliary`` whole for ``all_but_one``, else ``shadow_size - len(targets) //
+    2`` of its rows) with the targets of that fit added on top."""
+    rng = np.random.default_rng(seed)
+    labels = rng.random((n_shadow, len(targets))) < 0.5
+    base_size = shadow_size - len(targets) // 2
+    tasks = []
+    for i in range(n_shadow):
+        chosen = targets[labels[i]]
+        if knowledge == "all_but_one":  # the training set without the targets, plus those in
+            base = auxiliary
+        else:  # a base of fixed size, the targets added on top of it (never swapped in)
+            base = auxiliary.iloc[rng.choice(len(auxiliary), base_size, replace=False)]
+        data = pd.concat([base, chosen], ignore_index=True)
+        tasks.append(ShadowFit(spec, schema, data, shadow_size, int(rng.integers(2**31))))
+    return labels, tasks
+
+
 def shadow_attack(
     spec,
     schema: Schema,
@@ -132,18 +161,10 @@ def shadow_attack(
     (the neighbouring datasets of the DP game)."""
     from joblib import Parallel, delayed
 
-    rng = np.random.default_rng(seed)
-    labels = rng.random((n_shadow, len(targets))) < 0.5
-    base_size = shadow_size - len(targets) // 2
-    tasks = []
-    for i in range(n_shadow):
-        chosen = targets[labels[i]]
-        if knowledge == "all_but_one":  # the training set without the targets, plus those in
-            base = auxiliary
-        else:  # a base of fixed size, the targets added on top of it (never swapped in)
-            base = auxiliary.iloc[rng.choice(len(auxiliary), base_size, replace=False)]
-        data = pd.concat([base, chosen], ignore_index=True)
-        tasks.append(ShadowFit(spec, schema, data, shadow_size, int(rng.integers(2**31))))
+    labels, tasks = shadow_tasks(
+        spec, schema, auxiliary, targets, n_shadow=n_shadow, shadow_size=shadow_size, seed=seed,
+        knowledge=knowledge,
+    )  # fmt: skip
     synthetic = []
     report = progress or (lambda done, total: None)
     batch = max(1, jobs)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from audit.gate import Policy, Verdict, release_card, release_markdown
+from audit.gate import Policy, Verdict, guarantee, release_card, release_markdown
 from audit.privacy import AttackSettings, canary_count, privacy_scores
 from audit.scorecard import build_scorecard
 from audit.scores import Scorecard
@@ -112,6 +112,7 @@ def run_generate(
         frame, fraction=job.holdout, seed=split_seed, stratify=job.stratify, canaries=canaries
     )
     spec = job.spec
+    claim = getattr(spec, "epsilon", None)  # a DP generator's budget; None: no formal claim
     # what travels (card, report) names the data by a keyed digest only
     keyed = job.lineage or (lineage(job.data) if job.policy or job.render else None)
     tracker = Tracker(tracking_uri, experiment)
@@ -172,6 +173,10 @@ def run_generate(
         rows = job.rows if job.rows is not None else model.default_rows
         rows_source = "asked" if job.rows is not None else _rows_source(model)
         run.log_params({"rows": rows, "rows_source": rows_source})
+        if claim is not None:  # what the formal guarantee covers, in the run itself
+            covered = guarantee(claim, getattr(spec, "delta", None), rows_source)
+            run.set_tags({"synthguard.guarantee": covered["summary"]})
+            run.log_json(covered, "guarantee.json")
 
         report("sample", 0, rows)
         started = time.perf_counter()
@@ -216,7 +221,6 @@ def run_generate(
             if job.json_out is not None:
                 write_text_atomic(job.json_out, card.to_json())
         if job.policy is not None and card is not None:
-            claim = getattr(spec, "epsilon", None)
             verdict = job.policy.judge(card.metrics(), epsilon=claim)
             run.log_metrics({"gate.passed": float(verdict.passed)})
             run.set_tags({"synthguard.verdict": "pass" if verdict.passed else "fail"})

@@ -512,3 +512,9 @@ def test_audit_catches_a_false_epsilon_claim_and_passes_an_honest_one(
     else:
         assert done.returncode == 0, done.stderr
         assert all(v <= 1.0 for k, v in scores.items() if k.endswith(".epsilon_lb"))
+    (run,) = _store(tmp_path).search_runs(["1"])
+    # the release's size is the model's noisy record count, and the run says what is covered
+    assert run.data.params["rows_source"] == "noisy count (DP)"
+    rows, n_train = int(run.data.params["rows"]), int(run.data.params["n_train"])
+    assert abs(rows - n_train) < 0.1 * n_train  # noisy, not wild (equal by chance: about 1%)
+    assert "add/remove" in run.data.tags["synthguard.guarantee"]

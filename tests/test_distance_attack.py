@@ -284,3 +284,27 @@ def test_block_search_on_only_numbers_or_only_categories(columns) -> None:
     flat_q, flat_r = q.flat(), r.flat()
     brute = np.sort(np.abs(flat_q[:, None, :] - flat_r[None]).sum(-1), axis=1)[:, :3]
     assert np.allclose(nearest_distances(q, r, k=3), brute, atol=1e-5)
+
+
+@pytest.mark.parametrize("knowledge", ["auxiliary", "all_but_one"])
+def test_shadow_sets_add_targets_to_a_fixed_base(game, knowledge) -> None:
+    """Add/remove neighbours, as the DP claims: a shadow set is a base of fixed size plus exactly
+    the targets drawn in (swapping a base row for a target would be substitution, under which an
+    honest generator may show twice its epsilon); every (fit, target) coin is its own."""
+    from attacks.shadow import shadow_tasks
+
+    schema, split, _, _ = game
+    targets = split.train.iloc[:10]
+    auxiliary = split.holdout.iloc[:300] if knowledge == "auxiliary" else split.train.iloc[10:400]
+    labels, tasks = shadow_tasks(
+        make_generator("independent"), schema, auxiliary, targets, n_shadow=40, shadow_size=100,
+        seed=0, knowledge=knowledge,
+    )  # fmt: skip
+    base = 100 - 5 if knowledge == "auxiliary" else len(auxiliary)
+    for included, task in zip(labels, tasks, strict=True):
+        assert len(task.data) == base + included.sum()
+        chosen = targets[included]
+        tail = task.data.iloc[base:].reset_index(drop=True)
+        pd.testing.assert_frame_equal(tail, chosen.reset_index(drop=True))
+    assert len({len(t.data) for t in tasks}) > 1  # sizes follow the coins
+    assert abs(labels.mean() - 0.5) < 0.1
