@@ -438,3 +438,21 @@ def test_no_real_extreme_reaches_a_dp_release_of_a_real_table(name, nmes) -> Non
         extremes = [nmes[column].min(), nmes[column].max()]
         assert not sample[column].isin(extremes).any(), column
         assert not any(np.float64(v).tobytes() in blob for v in extremes), column
+
+
+def test_mst_merged_cell_is_weighted_by_its_true_noise() -> None:
+    """MST's compression sums k noisy counts into one cell (noise scale sigma * sqrt(k)): the
+    measurement given to mbi scales that entry and its query by 1 / sqrt(k), so every entry
+    carries noise of scale sigma, and the implied total keeps the full variance."""
+    from synth.dp_models import Compression, Measurement
+
+    noisy = np.array([50.0, 1.0, -2.0, 40.0, 0.0, 3.0])
+    compression = Compression.from_noisy(noisy, threshold=10.0)
+    merged = compression.merged()
+    assert merged.tolist() == [1, 1, 4]
+    measurement = Measurement((0,), compression.compress(noisy), 2.0, merged)
+    linear = measurement.linear()
+    weights = np.asarray(linear.query.weights)
+    assert np.allclose(weights, [1, 1, 0.5])
+    assert np.allclose(linear.noisy_measurement, [50.0, 40.0, 2.0 * 0.5])
+    assert measurement.total() == (pytest.approx(92.0), pytest.approx(4.0 * 6))
