@@ -372,6 +372,8 @@ class PrivateData:
         return tuple(self.sizes[i] for i in clique)
 
     def _counts(self, codes: np.ndarray, clique: Clique) -> np.ndarray:
+        if not clique:  # the empty marginal: the number of records
+            return np.array([len(codes)], dtype=np.int64)
         shape = self.shape(clique)
         flat = np.ravel_multi_index(tuple(codes[:, i] for i in clique), shape)
         return np.bincount(flat, minlength=math.prod(shape)).astype(np.int64)

@@ -47,11 +47,11 @@ def needs_domain(column: Column) -> bool:
 
 def public_part(schema: Schema) -> Schema:
     """What may be treated as public in an inferred schema: names, kinds and types only."""
+    unknown = {"categories": None, "lower": None, "upper": None, "values": None, "scale": None,
+               "edges": None}  # fmt: skip
     return Schema(
         tuple(
-            replace(c, categories=None, lower=None, upper=None, nullable=True)
-            if c.kind != "boolean"
-            else replace(c, nullable=True)
+            replace(c, nullable=True, **(unknown if c.kind != "boolean" else {}))
             for c in schema.columns
         ),
         source="declared",

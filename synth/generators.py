@@ -143,6 +143,8 @@ class Codec:
             numbers = pd.to_numeric(values, errors="coerce").astype("float64")
             lower, upper = column.bounds()
             numbers = numbers.clip(lower=lower, upper=upper)
+            if column.values is not None:  # a declared discrete support: its values only
+                numbers = pd.Series(snap(numbers.to_numpy(), column.values), index=numbers.index)
             if column.kind == "datetime":
                 return _seconds_to_datetime(numbers)
             if column.dtype == "int":
@@ -153,6 +155,17 @@ class Codec:
             return typed.astype("boolean")
         labels = self.labels.get(name, {})
         return values.map(lambda v: None if _missing(v) else labels.get(str(v), v)).astype(object)
+
+
+def snap(numbers: np.ndarray, support: tuple[float, ...]) -> np.ndarray:
+    """Each number to the nearest value of ``support`` (sorted); NaN stays NaN."""
+    points = np.asarray(support, dtype=float)
+    at = np.clip(np.searchsorted(points, numbers), 1, len(points) - 1) if len(points) > 1 else None
+    if at is None:
+        return np.where(np.isnan(numbers), np.nan, points[0])
+    left, right = points[at - 1], points[at]
+    nearest = np.where(np.abs(numbers - left) <= np.abs(right - numbers), left, right)
+    return np.where(np.isnan(numbers), np.nan, nearest)
 
 
 def _missing(value: Any) -> bool:

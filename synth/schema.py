@@ -21,10 +21,16 @@ The TOML form, one table per column in column order::
     kind = "categorical"
     categories = ["midwest", "northeast", "other", "west"]
     nullable = true
+
+A numerical column may also say how its values are spread, which DP generators use to cut it
+into public cells: ``values`` (a discrete support, e.g. loan terms ``[12, 24, 36]``: every
+generator returns only these), ``scale = "log"`` (heavy right tail: cells spaced
+logarithmically from the lower bound) or ``scale = "linear"``, or explicit cell ``edges``.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import tomllib
 import warnings
@@ -46,6 +52,8 @@ _FALSE = frozenset({False, "False", "false", "FALSE"})
 
 # A text column with more distinct values than this share of its rows is probably an identifier.
 _IDENTIFIER_SHARE = 0.5
+# A numerical column with at most this many distinct values is drafted with its discrete support.
+DISCRETE_VALUES = 64
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +71,12 @@ class Column:
     categories: tuple[Any, ...] | None = None
     lower: float | str | None = None
     upper: float | str | None = None
+    values: tuple[float, ...] | None = None
+    """Numerical only: the discrete support (sorted, inside the bounds)."""
+    scale: Literal["linear", "log"] | None = None
+    """Numerical only: how values spread between the bounds (None: not declared)."""
+    edges: tuple[float, ...] | None = None
+    """Numerical only: explicit cell edges (increasing) for DP discretisation."""
 
     def problems(self) -> list[str]:
         """What is wrong with this declaration itself (not with any data)."""
@@ -90,6 +104,34 @@ class Column:
         lo, hi = self.bounds()
         if lo is not None and hi is not None and lo > hi:
             found.append(f"{where}: lower bound {self.lower!r} exceeds upper {self.upper!r}")
+        found += self._spread_problems(where, lo, hi)
+        return found
+
+    def _spread_problems(self, where: str, lo: Any, hi: Any) -> list[str]:
+        declared = [k for k in ("values", "scale", "edges") if getattr(self, k) is not None]
+        if not declared:
+            return []
+        if self.kind != "numerical":
+            return [f"{where}: {', '.join(declared)} apply to numerical columns only"]
+        found = []
+        if len(declared) > 1:
+            found.append(
+                f"{where}: declare one of values, scale, edges (not {', '.join(declared)})"
+            )
+        if self.scale is not None and self.scale not in ("linear", "log"):
+            found.append(f"{where}: scale {self.scale!r} must be 'linear' or 'log'")
+        for key in ("values", "edges"):
+            points = getattr(self, key)
+            if points is None:
+                continue
+            if not points or any(not isinstance(p, int | float) or p != p for p in points):
+                found.append(f"{where}: {key} must be a non-empty list of numbers")
+            elif any(b <= a for a, b in itertools.pairwise(points)):
+                found.append(f"{where}: {key} must be strictly increasing")
+            elif (lo is not None and points[0] < lo) or (hi is not None and points[-1] > hi):
+                found.append(f"{where}: {key} must lie within the bounds [{lo}, {hi}]")
+        if self.edges is not None and len(self.edges) < 2:
+            found.append(f"{where}: edges need at least two numbers")
         return found
 
     def bounds(self) -> tuple[float | None, float | None]:
@@ -112,6 +154,12 @@ class Column:
             out["lower"] = self.lower
         if self.upper is not None:
             out["upper"] = self.upper
+        if self.values is not None:
+            out["values"] = [_number(v) for v in self.values]
+        if self.scale is not None:
+            out["scale"] = self.scale
+        if self.edges is not None:
+            out["edges"] = [_number(v) for v in self.edges]
         return out
 
 
@@ -181,8 +229,9 @@ class Schema:
 
     def to_toml(self) -> str:
         header = (
-            "# synthguard schema. Inferred from the data: its bounds and categories are the real\n"
-            "# ones. Review before use with a DP generator: generalise bounds, drop rare values.\n"
+            "# synthguard schema. Inferred from the data: its bounds, categories and values are\n"
+            '# the real ones, and scale = "log" marks a heavy tail it saw. Review before use\n'
+            "# with a DP generator or before it travels: generalise bounds, drop rare values.\n"
             if self.source == "inferred"
             else "# synthguard schema\n"
         )
@@ -202,7 +251,9 @@ class Schema:
             raise SchemaError(
                 [f"{origin} has no [columns.<name>] tables"], context="invalid schema"
             )
-        known = {"kind", "dtype", "nullable", "categories", "lower", "upper"}
+        known = {
+            "kind", "dtype", "nullable", "categories", "lower", "upper", "values", "scale", "edges"
+        }  # fmt: skip
         problems, columns = [], []
         for name, spec in table.items():
             if not isinstance(spec, dict):
@@ -225,6 +276,9 @@ class Schema:
                     categories=tuple(categories) if categories is not None else None,
                     lower=_toml_bound(spec.get("lower")),
                     upper=_toml_bound(spec.get("upper")),
+                    values=_toml_points(spec.get("values")),
+                    scale=spec.get("scale"),
+                    edges=_toml_points(spec.get("edges")),
                 )
             )
         problems += [p for c in columns for p in c.problems()]
@@ -274,6 +328,19 @@ class Schema:
 
 
 # ---- helpers -------------------------------------------------------------------------------
+
+
+def _toml_points(value: Any) -> tuple[Any, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        return (value,)  # refused by Column.problems with the column's name
+    return tuple(float(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+                 for v in value)  # fmt: skip
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else float(value)
 
 
 def _toml_bound(value: Any) -> float | str | None:
@@ -334,6 +401,7 @@ def _infer_column(name: str, values: pd.Series) -> Column:
         integral = bool(np.all(np.mod(present, 1) == 0)) if len(present) else False
         lower = float(present.min()) if len(present) else None
         upper = float(present.max()) if len(present) else None
+        distinct = np.unique(present.to_numpy())
         return Column(
             name=name,
             kind="numerical",
@@ -341,6 +409,8 @@ def _infer_column(name: str, values: pd.Series) -> Column:
             nullable=nullable,
             lower=lower,
             upper=upper,
+            values=tuple(distinct.tolist()) if 1 < len(distinct) <= DISCRETE_VALUES else None,
+            scale="log" if len(distinct) > DISCRETE_VALUES and _heavy_tailed(present) else None,
         )
     parsed = _as_datetime(values)
     if parsed is not None:
@@ -354,6 +424,15 @@ def _infer_column(name: str, values: pd.Series) -> Column:
         )
     categories = sorted({_plain(v) for v in values.dropna().unique()}, key=_category_order)
     return Column(name=name, kind="categorical", nullable=nullable, categories=tuple(categories))
+
+
+def _heavy_tailed(present: pd.Series) -> bool:
+    """Non-negative with a right tail much longer than its bulk: (q99 - q1) at least ten times
+    (q50 - q1). A point mass at the bottom (most values 0) counts too."""
+    if present.min() < 0:
+        return False
+    q1, q50, q99 = np.quantile(present, [0.01, 0.5, 0.99])
+    return bool(q99 - q1 >= 10 * (q50 - q1)) and q99 > q1
 
 
 def _plain(value: Any) -> Any:
@@ -388,6 +467,11 @@ def _conform_column(column: Column, values: pd.Series) -> tuple[pd.Series, list[
         else:
             typed = numbers
         problems += _bound_problems(where, numbers, column.lower, column.upper)
+        if column.values is not None:
+            outside = ~numbers.isin(column.values) & numbers.notna()
+            if outside.any():
+                problems.append(f"{where} has {int(outside.sum())} values outside its declared "
+                                "values")  # fmt: skip
         return typed, problems
 
     if column.kind == "boolean":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import string
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
@@ -64,9 +65,14 @@ def columns(draw, name: str) -> Column:
     nullable = draw(st.booleans())
     if kind == "numerical":
         lo, hi = sorted(draw(st.lists(bounds, min_size=2, max_size=2)))
+        spread = draw(st.sampled_from(["none", "values", "edges", "log", "linear"]))
+        inside = st.lists(st.floats(lo, hi), min_size=2, max_size=5, unique=True).map(sorted)
         return Column(
             name=name, kind=kind, dtype=draw(st.sampled_from(["int", "float"])), nullable=nullable,
             lower=draw(st.sampled_from([lo, None])), upper=draw(st.sampled_from([hi, None])),
+            values=tuple(draw(inside)) if spread == "values" else None,
+            edges=tuple(draw(inside)) if spread == "edges" else None,
+            scale=spread if spread in ("log", "linear") else None,
         )  # fmt: skip
     if kind == "categorical":
         values = draw(
@@ -172,3 +178,90 @@ def test_conform_does_not_touch_the_input(penguins: pd.DataFrame) -> None:
     before = penguins.copy(deep=True)
     Schema.infer(penguins).conform(penguins)
     pd.testing.assert_frame_equal(before, penguins)
+
+
+def test_the_draft_declares_discrete_supports_and_heavy_tails() -> None:
+    """``synthguard schema`` drafts a discrete support for a column with few values and a log
+    scale for a heavy right tail (a point mass at 0 included); a normal column gets neither."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({
+        "term": rng.choice([12, 24, 36, 60], 500),
+        "debt": np.where(rng.random(500) < 0.7, 0.0, rng.lognormal(7, 1, 500)),
+        "height": rng.normal(170, 10, 500),
+    })  # fmt: skip
+    schema = Schema.infer(frame)
+    assert schema["term"].values == (12, 24, 36, 60)
+    assert schema["debt"].scale == "log" and schema["debt"].values is None
+    assert schema["height"].scale is None and schema["height"].values is None
+    assert Schema.from_toml(schema.to_toml())["term"].values == (12, 24, 36, 60)
+
+
+def test_spread_declarations_are_validated() -> None:
+    text = """
+[columns.a]
+kind = "numerical"
+dtype = "int"
+lower = 0
+upper = 10
+values = [3, 1]
+
+[columns.b]
+kind = "numerical"
+dtype = "float"
+lower = 0
+upper = 1
+scale = "cubic"
+
+[columns.c]
+kind = "categorical"
+categories = ["x"]
+edges = [0, 1]
+
+[columns.d]
+kind = "numerical"
+dtype = "float"
+lower = 0
+upper = 1
+edges = [0.5, 2.0]
+"""
+    with pytest.raises(SchemaError) as caught:
+        Schema.from_toml(text)
+    message = str(caught.value)
+    for expected in (
+        "'a': values must be strictly increasing",
+        "'b': scale 'cubic'",
+        "'c': edges apply to numerical columns only",
+        "'d': edges must lie within",
+    ):
+        assert expected in message  # fmt: skip
+
+
+def test_a_declared_support_is_honoured_by_every_generator(penguins: pd.DataFrame) -> None:
+    """Declared values come back exactly, even from a generator that knows nothing of them
+    (the Gaussian copula's continuous output is snapped to the nearest declared value)."""
+    from synth.registry import make_generator
+
+    frame = penguins.dropna(subset=["body_mass_g"])
+    schema = Schema.from_toml(Schema.infer(frame).to_toml())
+    support = tuple(float(v) for v in range(2500, 6501, 250))
+    columns = tuple(
+        c
+        if c.name != "body_mass_g"
+        else Column(
+            name=c.name,
+            kind="numerical",
+            dtype="int",
+            nullable=c.nullable,
+            lower=2500.0,
+            upper=6500.0,
+            values=support,
+        )
+        for c in schema.columns
+    )
+    snapped = frame.assign(body_mass_g=(frame["body_mass_g"] / 250).round() * 250)
+    declared = Schema(columns)
+    model = make_generator("gaussian_copula").fit(snapped, declared, seed=0)
+    sample = model.sample(300, seed=1)
+    assert set(sample["body_mass_g"].dropna()) <= set(support)
+    with pytest.raises(SchemaError, match="outside its declared values"):
+        declared.conform(frame)  # the raw masses are not on the support
