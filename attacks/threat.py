@@ -21,7 +21,7 @@ KNOWLEDGE: dict[str, str] = {
 }
 ACCESS: dict[str, str] = {
     "no_box": "one released synthetic table",
-    "black_box": "can fit the generator on data of its choice and sample it",
+    "black_box": "the generator itself, to fit on data of its choice and sample",
 }
 GOALS: dict[str, str] = {
     "membership": "tell whether a target record was in the training data",

@@ -30,7 +30,7 @@ from audit.scores import Scorecard
 from audit.split import split_holdout
 from audit.tracking import Run, Tracker
 from synth.generators import BaseGenerator
-from synth.io import digest, lineage, write_table, write_text_atomic
+from synth.io import Outputs, digest, lineage
 from synth.runtime import child_seeds
 from synth.schema import Schema
 
@@ -58,6 +58,9 @@ class GenerateJob:
     attacks: AttackSettings | None = None
     policy: Policy | None = None  # the release gate, judged on the run's metrics
     card_stem: Path | None = None  # the release card: <stem>.release.json and .md
+    outputs: Outputs | None = None
+    """Where the files go: planned (checked) before the run and committed by the caller after
+    it; without one, the job plans its own files and commits them when the run has ended."""
     render: Callable[[AuditOutcome], list[Path]] | None = None  # report files, logged as artifacts
     command: str = "generate"
     parent_run: str | None = None  # a child run of this run (compare)
@@ -115,8 +118,10 @@ def run_generate(
     claim = getattr(spec, "epsilon", None)  # a DP generator's budget; None: no formal claim
     # what travels (card, report) names the data by a keyed digest only
     keyed = job.lineage or (lineage(job.data) if job.policy or job.render else None)
+    own = job.outputs is None  # checked before anything starts
+    outputs = plan_outputs(job, Outputs()) if own else job.outputs
     tracker = Tracker(tracking_uri, experiment)
-    started = time.perf_counter()
+    run_started = time.perf_counter()
     tags = {
         "synthguard.command": job.command,
         "synthguard.generator": spec.name,
@@ -186,9 +191,9 @@ def run_generate(
         run.log_metrics({"cost.sample_seconds": sample_seconds})
 
         if job.output is not None:
-            write_table(synthetic, job.output)
+            outputs.write_table(job.output, synthetic)
         if job.save_model is not None:
-            model.save(job.save_model)
+            outputs.write_bytes(job.save_model, model.dumps())
 
         card = None
         if job.score or job.attacks is not None:
@@ -204,12 +209,12 @@ def run_generate(
             report("score", 1, 1)
             log_scorecard(run, card)  # kept if the attacks are interrupted
             if job.attacks is not None:
-                report("privacy attacks", 0, 1)
                 scores, records = privacy_scores(
                     split.train, split.holdout, synthetic, job.schema, job.attacks,
                     delta=getattr(spec, "delta", 0.0), spec=spec,
                     progress=lambda done, total: report("shadow fits", done, total),
                     canaries=split.canaries(frame),
+                    stage=lambda done, total: report("privacy attacks", done, total),
                 )  # fmt: skip
                 logged = set(card.metrics())
                 card.extend(scores)
@@ -217,9 +222,8 @@ def run_generate(
                 run.log_json(threats, "threat_models.json")
                 run.log_json(records, "privacy_records.json")
                 log_scorecard(run, card, logged=logged)
-                report("privacy attacks", 1, 1)
             if job.json_out is not None:
-                write_text_atomic(job.json_out, card.to_json())
+                outputs.write_text(job.json_out, card.to_json())
         if job.policy is not None and card is not None:
             verdict = job.policy.judge(card.metrics(), epsilon=claim)
             run.log_metrics({"gate.passed": float(verdict.passed)})
@@ -234,9 +238,9 @@ def run_generate(
             run.log_json(release, "release_card.json")
             run.log_text(release_markdown(release), "release_card.md")
             if job.card_stem is not None:
-                card_path = job.card_stem.with_name(f"{job.card_stem.name}.release.json")
-                write_text_atomic(card_path, json.dumps(release, indent=2))
-                write_text_atomic(card_path.with_suffix(".md"), release_markdown(release))
+                card_path = card_paths(job.card_stem)[0]
+                outputs.write_text(card_path, json.dumps(release, indent=2))
+                outputs.write_text(card_path.with_suffix(".md"), release_markdown(release))
         if job.render is not None and card is not None:
             report("report", 0, 1)
             outcome = AuditOutcome(
@@ -253,7 +257,7 @@ def run_generate(
                 cost={
                     "fit seconds": model.fit_seconds, "sample seconds": sample_seconds,
                     "generator fits": 1 + (privacy.get("shadow", {}).get("fits", 0)),
-                    "audit seconds": time.perf_counter() - started,
+                    "audit seconds": time.perf_counter() - run_started,
                 },
                 synthetic_is_real=spec.releases_real_rows,
             )  # fmt: skip
@@ -272,6 +276,8 @@ def run_generate(
                 model_id = run.log_generator(model)
             report("log to MLflow", 1, 1)
 
+    if own:
+        outputs.commit()
     return GenerateResult(
         synthetic=synthetic,
         output=job.output,
@@ -286,6 +292,26 @@ def run_generate(
         release_card=card_path,
         reports=reports,
     )
+
+
+def card_paths(stem: Path) -> tuple[Path, Path]:
+    """The release card's files: ``<stem>.release.json`` and ``.md``."""
+    card = stem.with_name(f"{stem.name}.release.json")
+    return card, card.with_suffix(".md")
+
+
+def plan_outputs(job: GenerateJob, outputs: Outputs) -> Outputs:
+    """Check every file ``job`` will write, before anything is fitted (see ``Outputs``)."""
+    if job.output is not None:
+        outputs.plan(job.output, what="--out", suffixes=(".csv", ".parquet", ".pq"))
+    if job.save_model is not None:
+        outputs.plan(job.save_model, what="--save-model")
+    if job.json_out is not None:
+        outputs.plan(job.json_out, what="--json")
+    if job.policy is not None and job.card_stem is not None:
+        for path in card_paths(job.card_stem):
+            outputs.plan(path, what="the release card")
+    return outputs
 
 
 def _rows_source(model) -> str:

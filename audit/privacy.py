@@ -111,11 +111,17 @@ def privacy_scores(
     spec: Any = None,
     progress: Any = None,
     canaries: tuple[pd.DataFrame, np.ndarray] | None = None,
+    stage: Any = None,
 ) -> tuple[list[Score], dict[str, Any]]:
     """Scores of every attack, and per-record results (row positions only). ``canaries`` are
     the split's membership targets and whether each was trained on; without them, random
     training and holdout records are drawn. The shadow-model attack runs when
-    ``settings.n_shadow`` > 0 and ``spec`` (the generator) is given."""
+    ``settings.n_shadow`` > 0 and ``spec`` (the generator) is given. ``progress`` hears of the
+    shadow fits, ``stage`` of the attack families done (done, total)."""
+    shadow = bool(settings.n_shadow and spec is not None)
+    steps = 3 + int(shadow)
+    step = stage or (lambda done, total: None)
+    step(0, steps)
     if len(holdout) < 2:
         raise ParamError("privacy attacks need non-member records: use --holdout > 0")
     rng = np.random.default_rng(settings.seed)
@@ -141,6 +147,7 @@ def privacy_scores(
         result = AttackResult.of(values, labels, seed=settings.seed, delta=delta)
         scores += _membership_scores(name, result)
         bounds[name] = _bound_note(len(labels), 1, result, shared)
+    step(1, steps)
     for secret in settings.secrets:
         risk = inference_risk(members, others, synthetic, schema, secret)
         scores.append(
@@ -148,6 +155,7 @@ def privacy_scores(
                   baseline=0.0, help=f"guessed {risk.main_rate:.0%} of members' {secret}, "
                   f"{risk.control_rate:.0%} of non-members'")
         )  # fmt: skip
+    step(2, steps)
     for name, risk in (
         (
             "singling_out",
@@ -160,6 +168,7 @@ def privacy_scores(
                   baseline=0.0, help=f"succeeded on {risk.main_rate:.0%} of members, "
                   f"{risk.control_rate:.0%} of non-members")
         )  # fmt: skip
+    step(3, steps)
     records = {
         "row": [int(i) for i in targets.index],
         "member": labels.tolist(),
@@ -169,12 +178,13 @@ def privacy_scores(
         "targets": len(labels), "members": int(labels.sum()), "records": records,
         "bounds": bounds,
     }  # fmt: skip
-    if settings.n_shadow and spec is not None:
+    if shadow:
         shadow_scores, details["shadow"] = _shadow(
             train, holdout, schema, settings, spec, delta, progress
         )
         scores += shadow_scores
         bounds.update(details["shadow"].pop("bounds"))
+        step(4, steps)
     ran = {s.name.split(".")[1] for s in scores}
     details["threat_models"] = {
         name: threat.as_dict()

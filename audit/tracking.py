@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import tempfile
 from collections.abc import Iterator, Mapping
 from importlib import metadata
@@ -67,7 +68,78 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+def check_store(uri: str | None = None, *, timeout: float = 5.0) -> None:
+    """Fail within seconds, before any work, when the store cannot take a run: a SQLite file
+    whose folder (or file) is not writable, a tracking server that does not answer. (MLflow
+    itself retries for minutes before giving up.)"""
+    import urllib.error
+    import urllib.request
+
+    uri = uri or tracking_uri()
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///"))
+        folder = path.parent
+        if not folder.is_dir():
+            raise SynthguardError(f"MLflow store {uri}: folder {str(folder)!r} does not exist")
+        writable = os.access(path, os.W_OK) if path.exists() else os.access(folder, os.W_OK)
+        if not writable:
+            raise SynthguardError(f"MLflow store {uri} is not writable")
+    elif uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as answer:
+                answer.read()
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            reason = getattr(error, "reason", error)
+            raise SynthguardError(
+                f"MLflow tracking server {uri} does not answer ({reason}); check "
+                "MLFLOW_TRACKING_URI"
+            ) from None
+    elif uri.startswith("file:") or "://" not in uri:
+        folder = Path(uri.removeprefix("file://").removeprefix("file:"))
+        parent = folder if folder.exists() else folder.parent
+        if not os.access(parent, os.W_OK):
+            raise SynthguardError(f"MLflow store {uri} is not writable")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 _NOTE = "Latest synthguard comparison:"
+
+
+def latest_comparison(uri: str, experiment: str = DEFAULT_EXPERIMENT) -> tuple[str, str] | None:
+    """The title and UI link of the newest comparison saved in ``experiment`` (see
+    :meth:`Tracker.share_comparison`), or None; never creates anything."""
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        found = client.get_experiment_by_name(experiment)
+    except mlflow.exceptions.MlflowException:
+        return None
+    if found is None:
+        return None
+    views = []
+    for name, value in found.tags.items():
+        if name.startswith("mlflow.sharedViewState.synthguard-compare-"):
+            view = json.loads(value)
+            views.append((view.get("updatedAt", 0), view.get("name", ""), name.split(".", 2)[2]))
+    if not views:
+        return None
+    _, title, key = max(views)
+    return title, _view_link(found.experiment_id, key)
+
+
+def _view_link(experiment_id: str, key: str) -> str:
+    return (
+        f"#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+        f"&viewStateShareKey={key}&compareRunsMode=CHART"
+    )
 
 
 class Tracker:
@@ -90,6 +162,28 @@ class Tracker:
         except mlflow.exceptions.MlflowException as error:
             first = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise SynthguardError(f"cannot open MLflow store {self.uri!r}: {first}") from None
+        self.reap_stale_runs()
+
+    def reap_stale_runs(self) -> list[str]:
+        """Mark KILLED the RUNNING runs that a synthguard process on this machine started and
+        that process is gone (it died before it could: a signal during the heavy imports, a
+        crash, a killed terminal). Returns their ids."""
+        host = socket.gethostname()
+        found = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"attributes.status = 'RUNNING' and tags.`synthguard.host` = '{host}'",
+            max_results=200,
+        )
+        reaped = []
+        for run in found:
+            pid = run.data.tags.get("synthguard.pid", "")
+            if pid.isdigit() and not _alive(int(pid)):
+                self.client.set_terminated(
+                    run.info.run_id, status=RunStatus.to_string(RunStatus.KILLED)
+                )
+                self.client.set_tag(run.info.run_id, "synthguard.ended", "process gone")
+                reaped.append(run.info.run_id)
+        return reaped
 
     @contextlib.contextmanager
     def run(
@@ -98,6 +192,7 @@ class Tracker:
         """A run that ends FINISHED, FAILED (on error) or KILLED (on Ctrl-C); with ``parent``,
         a child run shown under that run in the MLflow UI."""
         tags = {k: str(v) for k, v in (tags or {}).items()}
+        tags |= {"synthguard.host": socket.gethostname(), "synthguard.pid": str(os.getpid())}
         if parent is not None:
             tags["mlflow.parentRunId"] = parent
         created = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
@@ -139,10 +234,7 @@ class Tracker:
         }
         now = int(time.time() * 1000)
         view = {"name": title, "createdAt": now, "updatedAt": now, "state": json.dumps(state)}
-        link = (
-            f"#/experiments/{self.experiment_id}/runs?workflowType=machine_learning"
-            f"&viewStateShareKey={key}&compareRunsMode=CHART"
-        )
+        link = _view_link(self.experiment_id, key)
         self.client.set_experiment_tag(
             self.experiment_id, f"mlflow.sharedViewState.{key}", json.dumps(view)
         )

@@ -14,6 +14,7 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,8 @@ _PALETTE = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#
 class Marginal:
     """One column's real and synthetic shares on a shared grid, ready to draw.
 
-    Numerical columns give ``edges`` (one more than the shares); categorical ones ``labels``.
+    Numerical columns give ``edges`` (one more than the shares); categorical ones ``labels``,
+    and so do numerical ones cut at quantiles (cells of unequal width, drawn side by side).
     ``suppressed`` marks real cells drawn as 0 because too few training records fell in them;
     it is not drawn, so a suppressed cell looks like an empty one.
     """
@@ -69,7 +71,7 @@ def marginals(panels: Sequence[Marginal]) -> str:
     figure = _figure(5.2 * columns, 3.2 * rows)
     axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
     for ax, panel in zip(axes, panels, strict=False):
-        if panel.edges is not None:
+        if panel.edges is not None and panel.labels is None:
             ax.stairs(panel.real, panel.edges, fill=True, color=REAL, alpha=0.45, label="real")
             ax.stairs(panel.synthetic, panel.edges, color=SYNTHETIC, linewidth=2, label="synthetic")
         else:
@@ -106,21 +108,28 @@ def grouped_bars(
     count = len(panels)
     widest = max(len(categories) for categories, _ in panels.values())
     width = max(4.5, 1.2 * widest * max(1, max(len(s) for _, s in panels.values()) / 2) + 2.0)
-    figure = _figure(min(width * count, 16.0), 3.6)
+    figure = _figure(min(width * count, 16.0), 4.0)
     axes = np.atleast_1d(figure.subplots(1, count)).ravel()
+    handles: dict[str, Any] = {}
     for ax, (title, (categories, series)) in zip(axes, panels.items(), strict=True):
         x = np.arange(len(categories))
         step = 0.8 / max(len(series), 1)
         for i, (name, values) in enumerate(series.items()):
             heights = np.array([np.nan if v is None else float(v) for v in values])
             offset = (i - (len(series) - 1) / 2) * step
-            ax.bar(
+            bars = ax.bar(
                 x + offset,
                 np.nan_to_num(heights),
                 step,
                 label=name,
                 color=_PALETTE[i % len(_PALETTE)],
             )
+            handles.setdefault(name, bars)
+            for bar, height in zip(bars, heights, strict=True):  # a 0 is a value, not a gap
+                if math.isfinite(height):
+                    ax.annotate(f"{height:.2g}", (bar.get_x() + bar.get_width() / 2, height),
+                                ha="center", va="bottom", fontsize=6, rotation=90,
+                                xytext=(0, 2), textcoords="offset points")  # fmt: skip
         slanted = widest > 3 or max((len(str(c)) for c in categories), default=0) > 10
         ax.set_xticks(
             x,
@@ -134,8 +143,10 @@ def grouped_bars(
         ax.axhline(0, color="black", linewidth=0.6)
         tallest = max((float(v) for vs in series.values() for v in vs if v is not None), default=0)
         if math.isfinite(tallest) and tallest > 0:
-            ax.set_ylim(top=tallest * 1.3)  # room for the legend
-        ax.legend(fontsize=8)
+            ax.set_ylim(top=tallest * 1.25)  # room for the value labels
+    # one legend for every panel, below them, where it covers no bar
+    figure.legend(list(handles.values()), list(handles), loc="outside lower center",
+                  ncol=min(len(handles), 6), fontsize=8)  # fmt: skip
     return to_data_uri(figure)
 
 
@@ -165,7 +176,8 @@ def roc_curves(panels: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]) -> s
         ax.set_xlabel("false positive rate (log scale)")
         ax.set_ylabel("true positive rate")
         ax.set_title(title, fontsize=10)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3,
+                  frameon=False)  # below the axes: the curves stay visible  # fmt: skip
     return to_data_uri(figure)
 
 

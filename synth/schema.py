@@ -376,6 +376,8 @@ def _is_boolean(values: pd.Series) -> bool:
 
 def _as_datetime(values: pd.Series) -> pd.Series | None:
     """Parse text as ISO dates, or None when any present value is not one."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):  # times with a zone: as UTC
+        return values.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]")
     if pd.api.types.is_datetime64_any_dtype(values):
         return values.astype("datetime64[ns]")
     if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
@@ -383,13 +385,11 @@ def _as_datetime(values: pd.Series) -> pd.Series | None:
     present = values.dropna()
     if present.empty or not all(isinstance(v, str) and "-" in v for v in present.iloc[:50]):
         return None
-    try:
-        parsed = pd.to_datetime(values, format="ISO8601")
+    try:  # offsets (even mixed ones) become UTC; times without one are read as they are
+        parsed = pd.to_datetime(values, format="ISO8601", utc=True)
     except (ValueError, TypeError, OverflowError):
         return None
-    if getattr(parsed.dt, "tz", None) is not None:
-        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    return parsed.astype("datetime64[ns]")
+    return parsed.dt.tz_localize(None).astype("datetime64[ns]")
 
 
 def _infer_column(name: str, values: pd.Series) -> Column:
@@ -398,6 +398,7 @@ def _infer_column(name: str, values: pd.Series) -> Column:
         return Column(name=name, kind="boolean", nullable=nullable)
     if pd.api.types.is_numeric_dtype(values):
         present = values.dropna().astype(float)
+        present = present[np.isfinite(present)]  # infinities: refused by conform, by name
         integral = bool(np.all(np.mod(present, 1) == 0)) if len(present) else False
         lower = float(present.min()) if len(present) else None
         upper = float(present.max()) if len(present) else None
@@ -457,6 +458,11 @@ def _conform_column(column: Column, values: pd.Series) -> tuple[pd.Series, list[
         if bad.any():
             problems.append(f"{where} has {int(bad.sum())} non-numeric values")
         numbers = numbers.astype("float64")
+        infinite = np.isinf(numbers)
+        if infinite.any():
+            problems.append(f"{where} has {int(infinite.sum())} infinite values (inf, -inf): "
+                            "replace them or make them missing")  # fmt: skip
+            numbers = numbers.where(~infinite)
         if column.dtype == "int":
             present = numbers.dropna()
             if not np.all(np.mod(present, 1) == 0):

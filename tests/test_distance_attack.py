@@ -157,11 +157,11 @@ def test_singling_out_and_linkability_are_calibrated(game, name) -> None:
     if name == "identity":  # members' halves meet at their own copy (duplicates aside)
         assert linking.main_rate > 0.85 and linking.low > 0.5
         assert singling.low > 0.1
-    else:  # no joint signal: nothing to link through. But its marginals are the training
-        # values themselves, rare ones included, and univariate singling out finds those
-        # (measured 0.25 [0.15, 0.33], like identity): the attack must flag copied rare values
+    else:  # no joint signal: nothing to link through; and no rare value copied (a number
+        # only a few records hold is drawn inside its quantile bin), so nothing to single out
+        # (it copied them before and scored 0.25 [0.15, 0.33], as much as identity)
         assert linking.low <= 0.05 and linking.value < 0.1
-        assert singling.low > 0.1
+        assert singling.low <= 0.0 <= singling.high
 
 
 def test_singling_out_is_null_for_a_generator_that_never_saw_the_members() -> None:

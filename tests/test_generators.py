@@ -199,3 +199,14 @@ print(first.equals(second))
         [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "True"
+
+
+def test_independent_copies_no_rare_value(penguins: pd.DataFrame) -> None:
+    """A number fewer than 10 records hold never comes back as it is; common values do."""
+    schema = Schema.infer(penguins)
+    sample = make_generator("independent").fit(penguins, schema, seed=0).sample(3000, seed=1)
+    for column in ("bill_length_mm", "bill_depth_mm"):
+        counts = penguins[column].value_counts()
+        rare = set(counts.index[counts < 10])
+        assert not rare & set(sample[column].dropna()), column
+    assert set(sample["species"].dropna()) == set(penguins["species"].dropna())

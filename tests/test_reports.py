@@ -28,7 +28,7 @@ from reports.audit_report import (
     marginal,
     write_audit_report,
 )
-from reports.comparison import ComparisonReport, write_comparison_report
+from reports.comparison import ComparisonReport, heading, write_comparison_report
 from synth.errors import OutputError, ParamError
 from synth.io import load_table
 from synth.registry import make_generator
@@ -289,13 +289,15 @@ def test_comparison_report(report, tmp_path: Path) -> None:
     assert 'href="identity/audit_report.html"' in text
     assert "has 3 missing values" in text and "Traceback" not in text
     table = [line for line in markdown.splitlines() if line.startswith("|")]
-    assert table[0].split(" | ")[3:6] == columns
+    assert table[0].split(" | ")[2 : 2 + len(columns)] == [heading(c) for c in columns]
     assert len(table) == 2 + len(rows)
-    assert "| ctgan | FAILED | n/a |" in markdown and "has 3 missing values" in markdown
-    assert (
-        "| identity | FINISHED | FAIL |" in markdown
-        and "| independent | FINISHED | PASS |" in markdown
-    )
+    assert "| ctgan | FAILED |" in markdown and "has 3 missing values" in markdown
+    assert "| identity | FAIL |" in markdown and "| independent | PASS |" in markdown
+    # the page opens with a summary a privacy officer can read first, verdicts in colour
+    opening = text.split("<section", 1)[0]
+    assert "Passed the release policy: independent" in opening
+    assert "Could not run: ctgan" in opening
+    assert '<span class="badge fail">FAIL</span>' in text
 
     with pytest.raises(ParamError, match="status"):
         bad = replace(comparison, rows=[{**rows[0], "status": "RUNNING"}])

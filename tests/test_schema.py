@@ -265,3 +265,42 @@ def test_a_declared_support_is_honoured_by_every_generator(penguins: pd.DataFram
     assert set(sample["body_mass_g"].dropna()) <= set(support)
     with pytest.raises(SchemaError, match="outside its declared values"):
         declared.conform(frame)  # the raw masses are not on the support
+
+
+def test_outputs_are_checked_first_and_committed_last(tmp_path) -> None:
+    """The output transaction: aliasing is refused before any work; nothing moves into place
+    until commit; a failure inside the block leaves every earlier file as it was; committed
+    files get the permissions of an ordinary new file."""
+    import os
+    import stat
+
+    from synth.errors import OutputError
+    from synth.io import Outputs
+
+    (tmp_path / "data.csv").write_text("a\n1\n")
+    (tmp_path / "old.csv").write_text("earlier\n")
+    outputs = Outputs(inputs=[tmp_path / "data.csv"])
+    with pytest.raises(OutputError, match="is also an input"):
+        outputs.plan(tmp_path / "data.csv", what="--out")
+    outputs.plan(tmp_path / "old.csv", what="--out")
+    with pytest.raises(OutputError, match="is also --out"):
+        outputs.plan(tmp_path / "old.csv", what="--json")
+    with pytest.raises(RuntimeError), outputs:
+        outputs.write_text(tmp_path / "old.csv", "new\n")
+        raise RuntimeError("the run failed")
+    assert (tmp_path / "old.csv").read_text() == "earlier\n"
+    assert not list(tmp_path.glob(".*.tmp"))
+    outputs.write_text(tmp_path / "old.csv", "new\n")
+    assert (tmp_path / "old.csv").read_text() == "earlier\n"  # not before commit
+    outputs.commit()
+    assert (tmp_path / "old.csv").read_text() == "new\n"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "old.csv").stat().st_mode) == 0o666 & ~mask
+
+
+def test_numbers_never_print_as_minus_zero() -> None:
+    from synthguard.cli import _fixed
+
+    assert _fixed(-0.0001, 2) == "0.00" and _fixed(-0.004, 2) == "0.00"
+    assert _fixed(-0.01, 2) == "-0.01" and _fixed(1.23456, 4) == "1.2346"

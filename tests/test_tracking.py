@@ -189,16 +189,29 @@ def test_identity_logs_neither_its_rows_nor_its_model(tmp_path, table, declared)
 
 
 def test_failed_run_is_marked_and_keeps_what_it_finished(tmp_path, table, declared) -> None:
+    """An output that cannot be written fails before any run starts; a failure after the fit
+    (here, in the report) marks the run FAILED with what it logged, and writes no output."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     job = _job(
         table, declared, make_generator("independent"), save_model=tmp_path / "gone" / "m.pkl"
     )
     with pytest.raises(OutputError, match="does not exist"):
         run_generate(job, tracking_uri=uri)
+    assert not (tmp_path / "mlflow.db").exists()  # checked before anything was started
+
+    def broken_report(outcome):
+        raise RuntimeError("the report could not be drawn")
+
+    (tmp_path / "out.csv").write_text("an earlier output\n")
+    job = _job(table, declared, make_generator("independent"), output=tmp_path / "out.csv",
+               render=broken_report)  # fmt: skip
+    with pytest.raises(RuntimeError, match="could not be drawn"):
+        run_generate(job, tracking_uri=uri)
     client = MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("synthguard").experiment_id])
     assert run.info.status == "FAILED"
     assert "cost.fit_seconds" in run.data.metrics and "cost.sample_seconds" in run.data.metrics
+    assert (tmp_path / "out.csv").read_text() == "an earlier output\n"
 
 
 def test_interrupted_run_is_killed(tmp_path) -> None:
