@@ -106,14 +106,23 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     if reusable_executor._executor is not None:  # a pool some test started
         reusable_executor._executor.shutdown(wait=True)
     me = psutil.Process()
+
+    def started_here() -> list:
+        # the resource trackers of multiprocessing and loky read a pipe from this process and
+        # end with it: they are the interpreter's, not a test's
+        return [
+            p for p in me.children(recursive=True)
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+            and "resource_tracker import main" not in " ".join(p.cmdline())
+        ]  # fmt: skip
+
     deadline = time.monotonic() + 10
-    alive = me.children(recursive=True)
+    alive = started_here()
     while alive and time.monotonic() < deadline:
         time.sleep(0.5)
-        alive = [p for p in me.children(recursive=True) if p.is_running()
-                 and p.status() != psutil.STATUS_ZOMBIE]  # fmt: skip
+        alive = started_here()
     if alive:
-        names = ", ".join(f"{p.pid} {' '.join(p.cmdline()[:3])}" for p in alive[:5])
+        names = ", ".join(f"{p.pid} {' '.join(p.cmdline())[:160]}" for p in alive[:5])
         session.config.pluginmanager.get_plugin("terminalreporter").write_line(
             f"processes left behind by the tests: {names}", red=True
         )
