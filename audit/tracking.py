@@ -220,6 +220,20 @@ class Tracker:
         import time
 
         key = f"synthguard-compare-{parent_id[:12]}"
+        # the UI's own default puts every metric in a 3-column grid named by its key: long keys
+        # are cut and a bar chart's legend shows two groups of five. One bar chart per metric in
+        # a 2-column section shows whole keys and every group (checked in headless Chromium).
+        section = f"{key}-section"
+        card = {"type": "BAR", "runsCountToCompare": 10, "metricSectionId": section}
+        charts = [
+            card | {"uuid": f"{key}-{i}", "deleted": False, "isGenerated": False}
+            | {"metricKey": m}
+            for i, m in enumerate(metrics)
+        ]  # fmt: skip
+        sections = [
+            {"uuid": section, "name": title, "display": True, "isReordered": True}
+            | {"deleted": False, "isGenerated": False, "columns": 2, "cardHeight": 360}
+        ]
         state = {
             "searchFilter": f"tags.mlflow.parentRunId = '{parent_id}'",
             "orderByKey": f"metrics.`{metrics[0]}`" if metrics else "attributes.start_time",
@@ -231,6 +245,10 @@ class Tracker:
             },
             "runsHiddenMode": "SHOW_ALL",
             "chartsSearchFilter": "^(" + "|".join(re.escape(m) for m in metrics) + ")$",
+            "compareRunCharts": charts,
+            "compareRunSections": sections,
+            "isAccordionReordered": True,
+            "hideEmptyCharts": True,
         }
         now = int(time.time() * 1000)
         view = {"name": title, "createdAt": now, "updatedAt": now, "state": json.dumps(state)}

@@ -419,6 +419,10 @@ def test_compare_runs_every_generator_under_one_parent(tmp_path: Path) -> None:
     state = json.loads(json.loads(tags[view_key])["state"])
     assert state["searchFilter"] == f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
     assert "metrics.`fidelity.quality`" in state["selectedColumns"]
+    # one bar chart per key metric, two to a row: whole titles and every generator in the legend
+    charted = [c["metricKey"] for c in state["compareRunCharts"] if c["type"] == "BAR"]
+    assert charted == [c.removeprefix("metrics.`")[:-1] for c in state["selectedColumns"][1:]]
+    assert [s["columns"] for s in state["compareRunSections"]] == [2]
     link = view_key.removeprefix("mlflow.sharedViewState.")
     assert f"viewStateShareKey={link}" in tags["mlflow.note.content"]
     assert f"viewStateShareKey={link}" in done.stdout
