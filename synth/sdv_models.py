@@ -79,6 +79,17 @@ class _SDVGenerator(BaseGenerator):
             value = getattr(self, key, None)
             if value is not None and value < 1:
                 found.append(f"{key} ({value}) must be >= 1")
+        for key in ("generator_lr", "discriminator_lr", "loss_factor"):
+            value = getattr(self, key, None)
+            if value is not None and not (0 < value < float("inf")):
+                found.append(f"{key} ({value}) must be a positive number")
+        l2scale = getattr(self, "l2scale", None)
+        if l2scale is not None and not (0 <= l2scale < float("inf")):
+            found.append(f"l2scale ({l2scale}) must be a number >= 0")
+        for key in ("generator_dim", "discriminator_dim", "compress_dims", "decompress_dims"):
+            value = getattr(self, key, None)
+            if value is not None and (not value or min(value) < 1):
+                found.append(f"{key} {value} must list layer widths >= 1")
         batch, pac = getattr(self, "batch_size", None), getattr(self, "pac", None)
         if batch is not None and pac is not None and batch % pac:
             found.append(f"batch_size ({batch}) must be a multiple of pac ({pac})")

@@ -57,6 +57,32 @@ def fast_generator(name: str):
     return make_generator(name, FAST_PARAMS.get(name, {}))
 
 
+@pytest.fixture
+def cli_in_process(monkeypatch, capsys):
+    """Run ``synthguard ARGS`` in this process (``synthguard.cli.main``) from ``folder``: returns
+    (exit code, stdout, stderr). For cases a subprocess proves nothing extra about; the
+    subprocess tests in ``test_cli`` cover the real process (exit codes, signals, the store)."""
+    import sys
+
+    from synthguard import cli
+
+    def run(args: list[str], folder) -> tuple[int, str, str]:
+        with monkeypatch.context() as patch:
+            patch.chdir(folder)
+            patch.setattr(sys, "argv", ["synthguard", *args])
+            patch.setattr(warnings, "filters", list(warnings.filters))
+            patch.setattr(warnings, "showwarning", warnings.showwarning)
+            for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+                patch.delenv(name, raising=False)
+            patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+            with pytest.raises(SystemExit) as done:
+                cli.main()
+        captured = capsys.readouterr()
+        return int(done.value.code or 0), captured.out, captured.err
+
+    return run
+
+
 @pytest.fixture(autouse=True)
 def _quiet_libraries():
     with warnings.catch_warnings():

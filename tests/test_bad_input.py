@@ -1,21 +1,17 @@
 """Bad input, as a user types it: every case is one `error:` line and exit code 2 before anything
 is fitted, or a correct run; and no case changes the input or any file that was there before.
 
-The command runs in this process (``synthguard.cli.main``), so the many cases cost seconds; the
-subprocess tests in ``test_cli`` cover the real process (exit codes, signals, the store)."""
+The command runs in this process (the ``cli_in_process`` fixture), so the many cases cost
+seconds."""
 
 from __future__ import annotations
 
 import hashlib
-import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-
-from synthguard import cli
 
 
 @pytest.fixture(scope="module")
@@ -71,20 +67,6 @@ def _snapshot(folder: Path) -> dict[str, str]:
     }  # fmt: skip
 
 
-def run_cli(args: list[str], folder: Path, monkeypatch, capsys) -> tuple[int, str, str]:
-    monkeypatch.chdir(folder)
-    monkeypatch.setattr(sys, "argv", ["synthguard", *args])
-    monkeypatch.setattr(warnings, "filters", list(warnings.filters))
-    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)
-    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    with pytest.raises(SystemExit) as done:
-        cli.main()
-    captured = capsys.readouterr()
-    return int(done.value.code or 0), captured.out, captured.err
-
-
 OK = "ok.csv"
 BAD = [
     # data that cannot be read, or that synthguard refuses by name
@@ -112,6 +94,9 @@ BAD = [
     (["generate", OK, "-g", "ctgan", "--param", "epochs=many"], "not a valid int"),
     (["generate", OK, "-g", "ctgan", "--param", "epochs"], "key=value"),
     (["generate", OK, "-g", "ctgan", "--param", "epochs=0"], "epochs (0) must be"),
+    (["generate", OK, "-g", "ctgan", "--param", "generator_lr=-1"], "must be a positive number"),
+    (["generate", OK, "-g", "tvae", "--param", "l2scale=nan"], "l2scale (nan) must be"),
+    (["generate", OK, "-g", "ctgan", "--param", "generator_dim=0,8"], "layer widths >= 1"),
     (["generate", OK, "-g", "independent", "--param", "min_count=0"], "min_count (0) must be >= 1"),
     (["generate", OK, "-g", "mst", "--param", "bins=1", "--epsilon", "1"], "bins (1) must be >= 2"),
     (["generate", OK, "-g", "mst", "--param", "select_share=0.99"], "must be < 1"),
@@ -223,6 +208,7 @@ BAD = [
     (["compare", OK, "-g", ","], "names no generator"),
     (["compare", OK, "-g", "tvae", "--param", "epochs=2"], "write NAME.key=value"),
     (["compare", OK, "-g", "ctgan", "--param", "ctgan.epochs=0"], "epochs (0) must be"),
+    (["compare", OK, "-g", "ctgan", "--param", "ctgan.generator_lr=-1"], "generator_lr (-1.0)"),
     (["compare", OK, "-g", "independent", "--holdout", "0"], "needs non-member records"),
     (["compare", OK, "-g", "independent", "--json", OK], "is also the DATA file"),
     (["compare", OK, "-g", "mst,independent"], "mst needs a public domain"),
@@ -236,10 +222,10 @@ BAD = [
 
 @pytest.mark.parametrize(("args", "message"), BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_bad_input_is_one_line_exit_2_and_changes_nothing(
-    folder: Path, args: list[str], message: str | None, monkeypatch, capsys
+    folder: Path, args: list[str], message: str | None, cli_in_process
 ) -> None:
     before = _snapshot(folder)
-    code, _, err = run_cli(args, folder, monkeypatch, capsys)
+    code, _, err = cli_in_process(args, folder)
     if message is None:
         assert code == 0, err
     else:
@@ -267,12 +253,11 @@ AWKWARD = {
 
 
 @pytest.mark.parametrize("name", sorted(AWKWARD))
-def test_awkward_but_valid_tables_run_correctly(folder, name, monkeypatch, capsys) -> None:
+def test_awkward_but_valid_tables_run_correctly(folder, name, cli_in_process) -> None:
     out = f"out.{name.replace('.', '_')}.csv"
-    code, _, err = run_cli(
-        ["generate", name, "-g", "independent", "--out", out, "--no-score"], folder,
-        monkeypatch, capsys,
-    )  # fmt: skip
+    code, _, err = cli_in_process(
+        ["generate", name, "-g", "independent", "--out", out, "--no-score"], folder
+    )
     assert code == 0, err
     assert (folder / out).read_text().splitlines()[0] == AWKWARD[name]
     if "when" in AWKWARD[name]:

