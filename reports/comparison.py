@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from reports import plots
-from reports.audit_report import (
+from reports.html import (
     Markup,
+    badge,
     check_outputs,
     esc,
     figure,
@@ -126,7 +127,7 @@ def _cells(report: ComparisonReport, row: dict, *, link: bool) -> list[Any]:
     css = {"PASS": "pass", "FAIL": "fail"}.get(verdict, "none")
     cells: list[Any] = [
         row["generator"],
-        Markup(f'<span class="badge {css}">{esc(verdict)}</span>') if link else verdict,
+        badge(verdict, css) if link else verdict,
     ]
     cells += ["" if failed else fmt(_value(row, name)) for name in report.columns]
     target = row.get("report")

@@ -803,7 +803,7 @@ def _check_outputs(report: Path | None, show_real: bool, json_out: Path | None) 
 
 
 def _renderer(html: Path, show_real: bool):
-    from reports.audit_report import report_writer
+    from reports.audit_page import report_writer
 
     return report_writer(html, show_real=show_real)
 

@@ -19,15 +19,8 @@ from audit.privacy import AttackSettings, privacy_scores
 from audit.scorecard import build_scorecard
 from audit.scores import Scorecard
 from audit.split import split_holdout
-from reports.audit_report import (
-    MIN_CELL,
-    RARE,
-    SECTIONS,
-    AuditReport,
-    format_value,
-    marginal,
-    write_audit_report,
-)
+from reports.aggregates import MIN_CELL, RARE, marginal
+from reports.audit_page import SECTIONS, AuditReport, format_value, write_audit_report
 from reports.comparison import ComparisonReport, heading, write_comparison_report
 from synth.errors import OutputError, ParamError
 from synth.io import load_table
