@@ -104,7 +104,7 @@ def _grid(
         inner = np.unique(np.quantile(pool, np.linspace(0, 1, bins + 1))[1:-1])
         inner = inner[(inner > low) & (inner < high)]
         if len(inner) >= 2:
-            return np.r_[low, inner, high]
+            return np.concatenate(([low], inner, [high]))
     return np.linspace(low, high, bins + 1)
 
 

@@ -55,10 +55,13 @@ def better(metric: str) -> str:
 
 
 def heading(metric: str) -> str:
+    """A metric's short table heading with an arrow for which way is better."""
     return f"{HEADINGS.get(metric, metric)} {'↑' if better(metric) == 'higher' else '↓'}"
 
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+Row = dict[str, Any]
+"""One generator's row; :class:`ComparisonReport` lists its keys."""
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -69,7 +72,7 @@ class ComparisonReport:
 
     title: str
     meta: dict[str, str]
-    rows: list[dict]
+    rows: list[Row]
     columns: list[str]
 
 
@@ -81,7 +84,7 @@ def write_comparison_report(report: ComparisonReport, html_path: Path, markdown_
     write_text_atomic(Path(markdown_path), _markdown(report))
 
 
-def _check_rows(rows: list[dict]) -> None:
+def _check_rows(rows: list[Row]) -> None:
     problems = []
     for i, row in enumerate(rows):
         if not row.get("generator"):
@@ -99,19 +102,26 @@ def _one_line(text: Any, limit: int = 200) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def _verdict(row: dict) -> str:
+def _verdict(row: Row) -> str:
     if row["status"] == "FAILED":
         return "n/a"
-    return {True: "PASS", False: "FAIL"}.get(row.get("verdict"), "no policy")
+    verdict = row.get("verdict")
+    if verdict is True:
+        return "PASS"
+    return "FAIL" if verdict is False else "no policy"
 
 
-def _value(row: dict, name: str) -> float | None:
+def _value(row: Row, name: str) -> float | None:
+    """A row's metric as a finite number; None when it was not logged, is not a number, or is
+    not finite (a NaN would sort and plot as if it were a score)."""
     value = (row.get("metrics") or {}).get(name)
+    if value is None:
+        return None
     try:
-        value = float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return None
-    return value if math.isfinite(value) else None
+    return number if math.isfinite(number) else None
 
 
 def _header(report: ComparisonReport) -> list[str]:
@@ -121,7 +131,7 @@ def _header(report: ComparisonReport) -> list[str]:
     return header
 
 
-def _cells(report: ComparisonReport, row: dict, *, link: bool) -> list[Any]:
+def _cells(report: ComparisonReport, row: Row, *, link: bool) -> list[Any]:
     failed = row["status"] == "FAILED"
     verdict = "FAILED" if failed else _verdict(row)
     css = {"PASS": "pass", "FAIL": "fail"}.get(verdict, "none")
@@ -144,27 +154,26 @@ def _cells(report: ComparisonReport, row: dict, *, link: bool) -> list[Any]:
 def _summary(report: ComparisonReport) -> str:
     """One paragraph a privacy officer can read first."""
     finished = [r for r in report.rows if r["status"] == "FINISHED"]
-    named = lambda rows: ", ".join(r["generator"] for r in rows) or "none"  # noqa: E731
     passed = [r for r in finished if r.get("verdict") is True]
     failed = [r for r in finished if r.get("verdict") is False]
     broken = [r for r in report.rows if r["status"] == "FAILED"]
     parts = [f"{len(report.rows)} generators on the same split, seed and attacks."]
     if any(r.get("verdict") is not None for r in finished):
-        parts.append(f"Passed the release policy: {named(passed)}. Failed it: {named(failed)} "
+        parts.append(f"Passed the release policy: {_names(passed)}. Failed it: {_names(failed)} "
                      "(the failing checks are at the top of each one's audit report).")  # fmt: skip
     if broken:
-        parts.append(f"Could not run: {named(broken)} (the error is in the table).")
+        parts.append(f"Could not run: {_names(broken)} (the error is in the table).")
     candidates = [r for r in finished if not r.get("reference")]
     references = [r for r in report.rows if r.get("reference")]
     if references:
         parts.append(f"References (they calibrate the audit, never for release): "
-                     f"{named(references)}.")  # fmt: skip
+                     f"{_names(references)}.")  # fmt: skip
     for metric, word, pick in (
         (FIDELITY_AXIS, "Most faithful", max),
         (PRIVACY_AXIS, "Closest to chance for the closest-distance attack", None),
         ("cost.fit_seconds", "Fastest fit", min),
     ):
-        scored = [(r, _value(r, metric)) for r in candidates if _value(r, metric) is not None]
+        scored = [(r, v) for r in candidates if (v := _value(r, metric)) is not None]
         if not scored:
             continue
         if pick is None:
@@ -183,6 +192,20 @@ def _summary(report: ComparisonReport) -> str:
             "0.05 in another). Read close differences as ties, or average a few runs.</p>"
         )
     return text
+
+
+def _names(rows: list[Row]) -> str:
+    return ", ".join(r["generator"] for r in rows) or "none"
+
+
+def _trade_off(rows: list[Row]) -> list[tuple[str, float, float]]:
+    """(generator, fidelity, privacy) of the rows that have both axes, for the scatter plot."""
+    points = []
+    for row in rows:
+        x, y = _value(row, FIDELITY_AXIS), _value(row, PRIVACY_AXIS)
+        if x is not None and y is not None:
+            points.append((str(row["generator"]), x, y))
+    return points
 
 
 def _legend(report: ComparisonReport) -> str:
@@ -225,11 +248,7 @@ def _html(report: ComparisonReport) -> str:
                 "its value; a missing one was not measured).",
             )
         )
-    points = [
-        (r["generator"], _value(r, FIDELITY_AXIS), _value(r, PRIVACY_AXIS))
-        for r in finished
-        if _value(r, FIDELITY_AXIS) is not None and _value(r, PRIVACY_AXIS) is not None
-    ]
+    points = _trade_off(finished)
     if points:
         charts.append(
             figure(

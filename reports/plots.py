@@ -12,11 +12,14 @@ from __future__ import annotations
 import base64
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 DPI = 90
 REAL, SYNTHETIC = "#4c72b0", "#dd8452"
@@ -42,19 +45,19 @@ class Marginal:
     labels: tuple[str, ...] | None = None
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float) -> Figure:
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
-def to_data_uri(figure) -> str:
+def to_data_uri(figure: Figure) -> str:
     """The figure as a PNG data URI. The PNG carries no metadata (matplotlib writes its web
     address into ``Software`` by default); should the base64 text happen to spell ``http``, the
     image is saved again with a different padding comment so that the page never contains it."""
     for attempt in range(16):
         buffer = io.BytesIO()
-        metadata = {"Software": None}
+        metadata: dict[str, str | None] = {"Software": None}
         if attempt:
             metadata["Comment"] = "." * attempt
         figure.savefig(buffer, format="png", dpi=DPI, metadata=metadata)
@@ -100,7 +103,7 @@ def heatmap(matrix: np.ndarray, names: Sequence[str], *, label: str) -> str:
 
 
 def grouped_bars(
-    panels: dict[str, tuple[Sequence[str], dict[str, Sequence[float]]]],
+    panels: Mapping[str, tuple[Sequence[str], Mapping[str, Sequence[float | None]]]],
     *,
     ylabel: str = "",
 ) -> str:
@@ -150,7 +153,7 @@ def grouped_bars(
     return to_data_uri(figure)
 
 
-def roc_curves(panels: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]) -> str:
+def roc_curves(panels: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]]) -> str:
     """ROC curves (TPR against FPR on a log scale), one panel per attacker access, with the
     diagonal of an attacker who guesses."""
     figure = _figure(5.0 * len(panels), 4.0)
@@ -183,7 +186,7 @@ def roc_curves(panels: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]) -> s
 
 def intervals(
     categories: Sequence[str],
-    series: dict[str, Sequence[tuple[float, float | None, float | None]]],
+    series: Mapping[str, Sequence[tuple[float, float | None, float | None]]],
     *,
     ylabel: str,
     reference: float | None = None,
