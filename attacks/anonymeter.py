@@ -16,11 +16,16 @@ patterns give anyone; risk = (main - control) / (1 - control) measures what the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 
+from attacks.base import Attack, AttackContext, AttackOutput, risk_finding
 from attacks.distance import encode, neighbours
 from attacks.inference import Risk
+from attacks.threat import Goal
 from synth.schema import Schema, as_number
 
 
@@ -101,3 +106,38 @@ def linkability_risk(
         return sum(bool(set(a) & set(b)) for a, b in zip(found[0], found[1], strict=True))
 
     return Risk.of(links(members), len(members), links(controls), len(controls))
+
+
+def _succeeded(risk: Risk) -> str:
+    return f"succeeded on {risk.main_rate:.0%} of members, {risk.control_rate:.0%} of non-members"
+
+
+class SinglingOut(Attack):
+    """Predicates read off the synthetic table that isolate one training record."""
+
+    name: ClassVar[str] = "singling_out"
+    goal: ClassVar[Goal] = "singling_out"
+    key_metrics: ClassVar[Mapping[str, str]] = {"singling_out.risk": "single"}
+    summary: ClassVar[str] = "predicates from rare synthetic values that isolate one record"
+
+    def run(self, context: AttackContext) -> AttackOutput:
+        risk = singling_out_risk(
+            context.train, context.reference, context.synthetic, context.schema, seed=context.seed
+        )
+        return AttackOutput(findings=(risk_finding("singling_out.risk", risk, _succeeded(risk)),))
+
+
+class Linkability(Attack):
+    """Two halves of a target's columns linked through the synthetic table."""
+
+    name: ClassVar[str] = "linkability"
+    goal: ClassVar[Goal] = "linkability"
+    key_metrics: ClassVar[Mapping[str, str]] = {"linkability.risk": "link"}
+    rules: ClassVar[Mapping[str, str]] = {"linkability.risk_lo": "<= 0.2"}
+    summary: ClassVar[str] = "two halves of a record linked through the synthetic table"
+
+    def run(self, context: AttackContext) -> AttackOutput:
+        risk = linkability_risk(
+            context.members, context.others, context.synthetic, context.schema, seed=context.seed
+        )
+        return AttackOutput(findings=(risk_finding("linkability.risk", risk, _succeeded(risk)),))

@@ -21,11 +21,14 @@ than ``m``. Mixed-type rows rarely need more than the first step.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
+from attacks.base import AttackContext, MembershipAttack
 from synth.schema import Schema, as_number
 
 MAX_BLOCKS = 4_096  # largest product of level counts over the columns used as block codes
@@ -209,3 +212,47 @@ def density_ratio_scores(
         for name, table in (("synthetic", synthetic), ("reference", reference))
     }
     return np.log(radius["reference"] + floor) - np.log(radius["synthetic"] + floor)
+
+
+class ClosestDistance(MembershipAttack):
+    """DCR: a member's closest synthetic record is closer than a non-member's."""
+
+    name: ClassVar[str] = "closest_distance"
+    key_metrics: ClassVar[Mapping[str, str]] = {"closest_distance.auc": "dcr"}
+    rules: ClassVar[Mapping[str, str]] = {"closest_distance.auc_lo": "<= 0.6"}
+    summary: ClassVar[str] = "distance to the closest synthetic record (DCR)"
+
+    def scores(self, context: AttackContext) -> np.ndarray:
+        return closest_distance_scores(context.targets, context.synthetic, context.schema)[
+            "closest_distance"
+        ]
+
+
+class DistanceRatio(MembershipAttack):
+    """NNDR: the closest synthetic record much closer than the second closest."""
+
+    name: ClassVar[str] = "distance_ratio"
+    rules: ClassVar[Mapping[str, str]] = {"distance_ratio.auc_lo": "<= 0.6"}
+    summary: ClassVar[str] = "closest over second-closest synthetic distance (NNDR)"
+
+    def scores(self, context: AttackContext) -> np.ndarray:
+        return closest_distance_scores(context.targets, context.synthetic, context.schema)[
+            "distance_ratio"
+        ]
+
+
+class DensityRatio(MembershipAttack):
+    """DOMIAS: synthetic density over population density at the target."""
+
+    name: ClassVar[str] = "density_ratio"
+    key_metrics: ClassVar[Mapping[str, str]] = {"density_ratio.auc": "domias"}
+    rules: ClassVar[Mapping[str, str]] = {"density_ratio.auc_lo": "<= 0.6"}
+    summary: ClassVar[str] = "synthetic over population density at the target (DOMIAS)"
+
+    def applies(self, context: AttackContext) -> bool:
+        return len(context.reference) > 0
+
+    def scores(self, context: AttackContext) -> np.ndarray:
+        return density_ratio_scores(
+            context.targets, context.synthetic, context.reference, context.schema
+        )

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from attacks.base import Attack, AttackContext, AttackOutput, risk_finding
 from attacks.distance import encode, nearest_indices
+from attacks.threat import Goal
 from synth.schema import Schema, as_number
 
 
@@ -98,3 +101,29 @@ def inference_risk(
     main = _guessed(members, synthetic, schema, secret, tolerance)
     control = _guessed(controls, synthetic, schema, secret, tolerance)
     return Risk.of(int(main.sum()), len(main), int(control.sum()), len(control))
+
+
+class AttributeInference(Attack):
+    """Each ``--secret`` column guessed from a target's other columns, members against
+    non-members (the excess on members is the leak)."""
+
+    name: ClassVar[str] = "inference"
+    goal: ClassVar[Goal] = "attribute"
+    summary: ClassVar[str] = "a secret column guessed from the closest synthetic record"
+
+    def applies(self, context: AttackContext) -> bool:
+        return bool(context.secrets)
+
+    def run(self, context: AttackContext) -> AttackOutput:
+        findings = []
+        for secret in context.secrets:
+            risk = inference_risk(
+                context.members, context.others, context.synthetic, context.schema, secret
+            )
+            findings.append(
+                risk_finding(
+                    f"inference.{secret}.risk", risk, f"guessed {risk.main_rate:.0%} of members' "
+                    f"{secret}, {risk.control_rate:.0%} of non-members'",
+                )
+            )  # fmt: skip
+        return AttackOutput(findings=tuple(findings))

@@ -28,14 +28,25 @@ control, reported apart.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
+from attacks.base import (
+    Attack,
+    AttackContext,
+    AttackOutput,
+    Finding,
+    bound_note,
+    membership_findings,
+)
 from attacks.distance import encode, nearest_distances
-from attacks.threat import Knowledge
+from attacks.metrics import AttackResult
+from attacks.threat import Access, Goal, Knowledge
+from synth.errors import ParamError
 from synth.schema import Schema, as_number
 
 
@@ -206,3 +217,90 @@ def _cross_fitted(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
             model.fit(features[train], y)
             scores[scored, j] = model.predict_proba(features[scored])[:, 1]
     return scores
+
+
+def shadow_set_size(n_train: int, n_holdout: int, shadow_targets: int) -> int:
+    """Rows of each shadow training set: half the holdout (the attacker's auxiliary data), and
+    room for every target; refuses a holdout too small for that."""
+    targets = min(2 * shadow_targets, n_train)
+    size = max(targets + 10, n_holdout // 2)
+    if size > n_holdout:
+        raise ParamError(
+            f"the shadow attack draws training sets of {size} rows from the holdout, which has "
+            f"{n_holdout}: use a larger --holdout or fewer --shadow-targets"
+        )
+    return size
+
+
+class Shadow(Attack):
+    """The shared-fit shadow attack on the most vulnerable and on random training records; the
+    attacker's data is the holdout, or with ``all_but_one`` knowledge the other training rows.
+    Runs when the audit grants shadow fits and hands over the generator."""
+
+    name: ClassVar[str] = "shadow"
+    goal: ClassVar[Goal] = "membership"
+    access: ClassVar[Access] = "black_box"
+    families: ClassVar[tuple[str, ...]] = ("shadow_distance", "shadow_groundhog")
+    key_metrics: ClassVar[Mapping[str, str]] = {"shadow_groundhog.auc": "shadow"}
+    summary: ClassVar[str] = "shadow fits with and without each target (black box)"
+
+    def applies(self, context: AttackContext) -> bool:
+        return context.n_shadow > 0 and context.generator is not None
+
+    def run(self, context: AttackContext) -> AttackOutput:
+        train, seed = context.train, context.seed
+        outliers, randoms = choose_targets(train, context.schema, context.shadow_targets, seed=seed)
+        rows = np.r_[outliers, randoms]
+        groups = np.r_[np.full(len(outliers), "outlier"), np.full(len(randoms), "random")]
+        if context.knowledge == "all_but_one":  # the attacker knows every other training record
+            auxiliary = train.iloc[np.setdiff1d(np.arange(len(train)), rows)]
+            size = len(auxiliary) + len(rows) // 2
+        else:  # the attacker's auxiliary data: the holdout
+            auxiliary = context.holdout
+            size = shadow_set_size(len(train), len(context.holdout), context.shadow_targets)
+        result = shadow_attack(
+            context.generator, context.schema, auxiliary, train.iloc[rows],
+            n_shadow=context.n_shadow, shadow_size=size, seed=seed, jobs=context.jobs,
+            knowledge=context.knowledge, progress=context.progress,
+        )  # fmt: skip
+        findings: list[Finding] = []
+        bounds = {}
+        for family, matrix in (
+            ("shadow_distance", result.distance),
+            ("shadow_groundhog", result.groundhog),
+        ):
+            certified = result.certified[family]
+            pooled = AttackResult.of(
+                matrix.ravel(), result.labels.ravel(), seed=seed, delta=context.delta,
+                certify=np.repeat(certified, matrix.shape[1]),
+            )  # fmt: skip
+            findings += membership_findings(family, pooled)
+            shared = f"{len(rows)} targets share each fit"
+            if not certified.all():
+                shared += "; only the fits the classifier was not trained on"
+            bounds[family] = bound_note(
+                int(certified.sum()) * len(rows), int(certified.sum()), pooled, shared
+            )
+            for group in ("outlier", "random"):
+                mask = groups == group
+                part = AttackResult.of(
+                    matrix[:, mask].ravel(), result.labels[:, mask].ravel(), seed=seed
+                )
+                findings.append(Finding(f"{family}.{group}.auc", part.auc, ci=part.auc_ci,
+                                        baseline=0.5, help=f"{group} targets"))  # fmt: skip
+        per_target = [
+            {"row": int(train.index[r]), "group": g,
+             "distance_auc": AttackResult.of(result.distance[:, j], result.labels[:, j]).auc}
+            for j, (r, g) in enumerate(zip(rows, groups, strict=True))
+        ]  # fmt: skip
+        pooled_scores = {
+            "labels": result.labels.ravel().tolist(),
+            "shadow_distance": result.distance.ravel().tolist(),
+            "shadow_groundhog": result.groundhog.ravel().tolist(),
+        }
+        return AttackOutput(
+            findings=tuple(findings),
+            bounds=bounds,
+            costs={"generator_fits": float(result.fits)},
+            details={"fits": result.fits, "targets": per_target, "scores": pooled_scores},
+        )

@@ -56,18 +56,3 @@ class ThreatModel:
 
     def as_dict(self) -> dict[str, str]:
         return {**asdict(self), "description": self.describe()}
-
-
-def attack_threats(*, knowledge: Knowledge = "auxiliary") -> dict[str, ThreatModel]:
-    """The threat model of each attack the audit runs (shadow attacks take ``knowledge``)."""
-    no_box = ThreatModel(access="no_box")
-    return {
-        "closest_distance": no_box,
-        "distance_ratio": no_box,
-        "density_ratio": no_box,
-        "inference": ThreatModel(goal="attribute"),
-        "singling_out": ThreatModel(goal="singling_out"),
-        "linkability": ThreatModel(goal="linkability"),
-        "shadow_distance": ThreatModel(knowledge=knowledge, access="black_box"),
-        "shadow_groundhog": ThreatModel(knowledge=knowledge, access="black_box"),
-    }

@@ -28,6 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from audit.scores import key_metrics
 from synth.errors import ParamError
 
 OPERATORS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
@@ -111,10 +112,16 @@ class Policy:
 
     @classmethod
     def load(cls, path: Path | None) -> Policy:
-        """The policy at ``path``, or the default one shipped with synthguard."""
+        """The policy at ``path``, or the default one: the file shipped with synthguard, then
+        the rule each registered attack adds (``attacks.registry``)."""
         if path is None:
+            from attacks.registry import privacy_rules
+
             text = resources.files("audit").joinpath("default_policy.toml").read_text()
-            return cls.parse(text, "default policy")
+            shipped = cls.parse(text, "default policy")
+            declared = {r.pattern for r in shipped.rules}
+            added = [Rule.parse(k, v) for k, v in privacy_rules().items() if k not in declared]
+            return cls(shipped.rules + tuple(added), shipped.source)
         try:
             text = Path(path).read_text()
         except OSError as error:
@@ -152,13 +159,6 @@ class Policy:
 
 def _is_glob(pattern: str) -> bool:
     return any(ch in pattern for ch in "*?[")
-
-
-KEY_SCORES = (
-    "fidelity.quality", "fidelity.detection_auc", "utility.gap.roc_auc", "utility.gap.r2",
-    "privacy.closest_distance.auc", "privacy.density_ratio.auc", "privacy.shadow_groundhog.auc",
-    "privacy.singling_out.risk", "privacy.linkability.risk",
-)  # fmt: skip
 
 
 def release_card(
@@ -253,7 +253,7 @@ def release_markdown(card: dict[str, Any]) -> str:
         "| score | value | interval |",
         "| --- | --- | --- |",
     ]
-    for name in KEY_SCORES:
+    for name in key_metrics():
         if name in card["scores"]:
             score = card["scores"][name]
             ci = score["ci"]

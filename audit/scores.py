@@ -12,6 +12,22 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+_FIDELITY_KEYS = {
+    "fidelity.quality": "qual",
+    "fidelity.detection_auc": "detect",
+    "utility.gap.roc_auc": "gap",
+    "utility.gap.r2": "gap r2",
+}
+
+
+def key_metrics() -> dict[str, str]:
+    """The scores every summary shows first (the release card, the reports, the terminal), in
+    order, each with a heading short enough for a table that fits a page: fidelity and utility,
+    each registered attack's key metrics (``attacks.registry``), then the fit's cost."""
+    from attacks.registry import privacy_key_metrics
+
+    return {**_FIDELITY_KEYS, **privacy_key_metrics(), "cost.fit_seconds": "fit s"}
+
 
 @dataclass(frozen=True)
 class Score:

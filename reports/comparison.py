@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from audit.scores import key_metrics
 from reports import plots
 from reports.html import (
     Markup,
@@ -34,18 +35,6 @@ from synth.io import write_text_atomic
 STATUSES = ("FINISHED", "FAILED")
 FIDELITY_AXIS = "fidelity.quality"
 PRIVACY_AXIS = "privacy.closest_distance.auc"
-HEADINGS = {  # metric: a heading short enough for a table that fits the page (and a terminal)
-    "fidelity.quality": "qual",
-    "fidelity.detection_auc": "detect",
-    "utility.gap.roc_auc": "gap",
-    "utility.gap.r2": "gap r2",
-    "privacy.closest_distance.auc": "dcr",
-    "privacy.density_ratio.auc": "domias",
-    "privacy.shadow_groundhog.auc": "shadow",
-    "privacy.linkability.risk": "link",
-    "privacy.singling_out.risk": "single",
-    "cost.fit_seconds": "fit s",
-}
 _HIGHER = ("quality", "column_shapes", "column_pair_trends", "importance_spearman")
 
 
@@ -56,7 +45,7 @@ def better(metric: str) -> str:
 
 def heading(metric: str) -> str:
     """A metric's short table heading with an arrow for which way is better."""
-    return f"{HEADINGS.get(metric, metric)} {'↑' if better(metric) == 'higher' else '↓'}"
+    return f"{key_metrics().get(metric, metric)} {'↑' if better(metric) == 'higher' else '↓'}"
 
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
@@ -180,7 +169,7 @@ def _summary(report: ComparisonReport) -> str:
             row, value = min(scored, key=lambda item: abs(item[1] - 0.5))
         else:
             row, value = pick(scored, key=lambda item: item[1])
-        parts.append(f"{word} ({HEADINGS.get(metric, metric)}): {row['generator']}, "
+        parts.append(f"{word} ({key_metrics().get(metric, metric)}): {row['generator']}, "
                      f"{fmt(value)}.")  # fmt: skip
     text = "<p>" + esc(" ".join(parts)) + "</p>"
     if any(r.get("epsilon") is not None for r in finished):
@@ -239,7 +228,7 @@ def _html(report: ComparisonReport) -> str:
         ):  # fmt: skip
             if names:
                 series = {r["generator"]: [_value(r, m) for m in names] for r in finished}
-                panels[title] = ([HEADINGS.get(m, m) for m in names], series)
+                panels[title] = ([key_metrics().get(m, m) for m in names], series)
         charts.append(
             figure(
                 plots.grouped_bars(panels),

@@ -267,9 +267,9 @@ def compare(
     from audit.gate import Policy
     from audit.generate import GenerateJob, run_generate
     from audit.privacy import AttackSettings
+    from audit.scores import key_metrics
     from audit.split import check_split_options
     from audit.tracking import Tracker
-    from reports.comparison import HEADINGS
     from synth.dp_models import require_public_domain
     from synth.io import dataset_name, digest, lineage
     from synth.registry import make_generator, parse_params
@@ -366,7 +366,7 @@ def compare(
         parent.log_json(comparison, "comparison.json")
         failed = sum(r["status"] == "FAILED" for r in rows)
         parent.log_metrics({"compare.generators": len(rows), "compare.failed": failed})
-        shown = [c for c in HEADINGS if any(c in r["metrics"] for r in rows)]
+        shown = [c for c in key_metrics() if any(c in r["metrics"] for r in rows)]
         link = tracker.share_comparison(parent.run_id, f"compare · {name}", shown)
         html = work / (report.name if report is not None else "comparison.html")
         _write_comparison(html, name, keyed, seed, parent.run_id, rows, shown)
@@ -828,7 +828,7 @@ def _write_comparison(
 
 
 def _print_comparison(rows, shown: list[str]) -> None:
-    from reports.comparison import HEADINGS
+    from audit.scores import key_metrics
 
     columns = [c for c in shown if c != "fidelity.detection_auc"]
     if len(columns) > TERMINAL_COLUMNS:  # keep the cost, drop from the middle
@@ -841,7 +841,7 @@ def _print_comparison(rows, shown: list[str]) -> None:
     )
     table.add_column("generator", no_wrap=True)
     for column in columns:
-        table.add_column(HEADINGS[column], justify="right", no_wrap=True)
+        table.add_column(key_metrics()[column], justify="right", no_wrap=True)
     table.add_column("gate", no_wrap=True)
     for row in rows:
         if row["status"] == "FAILED":

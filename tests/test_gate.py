@@ -76,6 +76,8 @@ def test_the_shipped_policy_loads_and_judges() -> None:
     assert policy.source == "default policy"
     patterns = {r.pattern for r in policy.rules}
     assert "privacy.*.epsilon_lb" in patterns and "fidelity.quality" in patterns
+    # and the rules each registered attack adds (attacks.registry)
+    assert {"privacy.closest_distance.auc_lo", "privacy.linkability.risk_lo"} <= patterns
 
 
 def test_release_card_has_lineage_budget_guarantee_scores_and_verdict() -> None:
