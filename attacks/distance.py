@@ -142,7 +142,7 @@ def neighbours(queries: Encoded, reference: Encoded, k: int) -> tuple[np.ndarray
             if len(rows) == 0:
                 continue
             away = (ref_keys != query_keys[u]).sum(axis=1)
-            for v in np.flatnonzero(away == mismatches):
+            for v in np.flatnonzero(away == mismatches).tolist():
                 if v not in trees:
                     trees[v] = cKDTree(reference_dense[members[v]])
                 for start in range(0, len(rows), QUERY_SLICE):

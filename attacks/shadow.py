@@ -47,6 +47,7 @@ from attacks.distance import encode, nearest_distances
 from attacks.metrics import AttackResult
 from attacks.threat import Access, Goal, Knowledge
 from synth.errors import ParamError
+from synth.generators import BaseGenerator
 from synth.schema import Schema, as_number
 
 
@@ -72,7 +73,7 @@ def choose_targets(
 class ShadowFit:
     """One pure task: fit ``spec`` on ``data`` and sample ``rows`` rows."""
 
-    spec: object
+    spec: BaseGenerator
     schema: Schema
     data: pd.DataFrame
     rows: int
