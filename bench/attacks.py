@@ -81,7 +81,7 @@ def search(args) -> None:
 
 def shadow(args) -> None:
     from attacks.shadow import choose_targets, shadow_attack
-    from synth.dp_models import MST
+    from synth.dp import MST
     from synth.io import load_table
     from synth.schema import Schema
 

@@ -3,7 +3,7 @@
 Anchor: smartnoise-synth's ``mst`` and ``aim`` (private-pgm's reference mechanisms, wrapped) at the
 same (epsilon, delta) on the same table. Both sides get the same public domain and spend nothing on
 preprocessing: smartnoise is handed the table cut into synthguard's public fine cells of the
-declared schema (``synth.dp_bins.column_cells`` with 64 cells a numerical column: exact values for
+declared schema (``synth.dp.bins.column_cells`` with 64 cells a numerical column: exact values for
 declared supports, bounds, 0 and round numbers, equal-width and logarithmic intervals; one code per
 category), with label transformers pre-fitted on the full code range (so its domain is the declared
 one, not the values seen, and ``preprocessor_eps`` stays 0; MST's own compression then merges what
@@ -90,9 +90,9 @@ def _fidelity(real, synthetic, schema) -> dict[str, float]:
 
 def _warm_imports() -> None:
     """Import mbi and JAX (64-bit, as the generators set it) before any clock starts."""
-    from synth.dp_models import _mbi
+    from synth.dp.estimation import load_mbi
 
-    _mbi()
+    load_mbi()
 
 
 def ours_worker(args: argparse.Namespace) -> dict[str, Any]:
@@ -182,7 +182,7 @@ def run_fits(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cells(schema):
-    from synth.dp_bins import column_cells
+    from synth.dp import column_cells
     from synth.generators import Codec
 
     return Codec.from_schema(schema), column_cells(schema, FINE)

@@ -7,7 +7,7 @@ import typing
 from dataclasses import fields
 from typing import Any
 
-from synth.dp_models import AIM, MST, LeakyMST, PrivBayes
+from synth.dp import AIM, MST, LeakyMST, PrivBayes
 from synth.errors import ParamError, UnknownNameError
 from synth.generators import BaseGenerator, Identity, Independent
 from synth.sdv_models import CTGAN, TVAE, CopulaGAN, GaussianCopula

@@ -270,7 +270,7 @@ def compare(
     from audit.scores import key_metrics
     from audit.split import check_split_options
     from audit.tracking import Tracker
-    from synth.dp_models import require_public_domain
+    from synth.dp import require_public_domain
     from synth.io import dataset_name, digest, lineage
     from synth.registry import make_generator, parse_params
 
@@ -401,7 +401,7 @@ def _execute(
     Every output is planned before anything is fitted and committed only when the run ends."""
     from audit.generate import GenerateJob, plan_outputs, run_generate
     from audit.split import check_split_options
-    from synth.dp_models import require_public_domain
+    from synth.dp import require_public_domain
     from synth.io import check_table_path, dataset_name, lineage, safe_name
     from synth.registry import make_generator, parse_params
 

@@ -153,7 +153,7 @@ def test_mst_at_epsilon_1_is_never_certified_above_1(nmes) -> None:
     """Soundness: the empirical bound of the closest-distance attack on MST at epsilon 1 must
     not exceed 1, whatever the seed (few fits, as the issue asks)."""
     from audit.privacy import AttackSettings, privacy_scores
-    from synth.dp_models import MST
+    from synth.dp import MST
 
     schema = Schema.from_toml(Schema.infer(nmes).to_toml())
     frame = schema.conform(nmes)
@@ -175,7 +175,7 @@ def test_mst_shadow_attack_bound_is_conservative(nmes) -> None:
     empirical bound must stay <= 1, and the same few fits must be able to show more (so the
     test can fail)."""
     from audit.privacy import AttackSettings, privacy_scores
-    from synth.dp_models import MST
+    from synth.dp import MST
 
     schema = Schema.from_toml(Schema.infer(nmes).to_toml())
     split = split_holdout(schema.conform(nmes).iloc[:900], fraction=0.3, seed=0)

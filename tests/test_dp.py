@@ -12,11 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synth.dp import (
+    MST,
     Accountant,
     Budget,
     BudgetError,
     Noise,
     PrivateData,
+    column_cells,
+    count_information_sensitivity,
     delta_for,
     epsilon_for,
     exponential_rho,
@@ -24,8 +27,6 @@ from synth.dp import (
     gaussian_sigma,
     rho_for,
 )
-from synth.dp_bins import column_cells
-from synth.dp_models import MST, count_information_sensitivity
 from synth.errors import ParamError, SchemaError
 from synth.registry import make_generator
 from synth.schema import Schema
@@ -148,7 +149,7 @@ def test_private_data_pays_before_it_answers() -> None:
 def test_count_information_sensitivity_bounds_every_added_record(n, x_size, p_size, seed):
     """Brute force over small tables: adding any one record changes n * I(X; P) by at most the
     bound for n records, so PrivBayes's selection needs no exact record count."""
-    from synth.dp_models import _mutual_information
+    from synth.dp.privbayes import _mutual_information
 
     rng = np.random.default_rng(seed)
     skew = rng.dirichlet(np.full(x_size * p_size, 0.3))
@@ -352,7 +353,7 @@ def test_threshold_release_hides_a_value_held_by_one_record() -> None:
 def test_estimated_bounds_land_near_the_data() -> None:
     """N(50, 10) with n = 1,000 at epsilon 1 and domain_share 0.1: the DP-estimated bounds sit
     around the data (a grid step either side at most), not at the ends of the 1e12 grid."""
-    from synth.dp_domain import estimate_domain, public_part
+    from synth.dp import estimate_domain, public_part
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"x": rng.normal(50, 10, 1000)})
@@ -421,7 +422,7 @@ def test_estimated_domain_keeps_real_extremes_out_of_sample_and_model(name) -> N
     assert model.schema["amount"].upper != high and model.schema["amount"].lower != low
 
 
-def test_dp_models_release_a_noisy_number_of_records(nmes, declared) -> None:
+def test_dp_generators_release_a_noisy_number_of_records(nmes, declared) -> None:
     """The exact training size is not DP under add/remove neighbours: DP models carry no exact
     count and default to a noisy one, which changes from fit to fit."""
     defaults = set()
@@ -456,8 +457,7 @@ def test_mst_merged_cell_is_weighted_by_its_true_noise() -> None:
     """MST's compression sums k noisy counts into one cell (noise scale sigma * sqrt(k)): the
     measurement given to mbi scales that entry and its query by 1 / sqrt(k), so every entry
     carries noise of scale sigma, and the implied total keeps the full variance."""
-    from synth.dp_bins import compress_rare
-    from synth.dp_models import Measurement
+    from synth.dp import Measurement, compress_rare
 
     noisy = np.array([50.0, 1.0, -2.0, 40.0, 0.0, 3.0])
     compression = compress_rare(noisy, threshold=10.0)

@@ -114,8 +114,9 @@ class Cells:
             lookup = {label: i for i, label in enumerate(self.labels)}
             unknown = self.missing_code if self.nullable else 0  # values a DP domain left out
             codes = np.array([lookup.get(v, unknown) if v is not None else 0 for v in values])
-        if self.nullable:
-            codes = np.where(missing, self.missing_code, codes)
+        missing_code = self.missing_code  # None exactly when the column is not nullable
+        if missing_code is not None:
+            codes = np.where(missing, missing_code, codes)
         return np.asarray(codes, dtype=np.int64)
 
     def decode(self, codes: np.ndarray, rng: np.random.Generator) -> pd.Series:
@@ -123,7 +124,7 @@ class Cells:
         safe = np.where(missing, 0, codes)
         if not self.numerical:
             labels = np.array((*self.labels, None), dtype=object)  # None: missing-only column
-            return pd.Series(np.where(missing, None, labels[safe]), dtype=object)
+            return pd.Series(labels[np.where(missing, len(self.labels), safe)], dtype=object)
         atoms = len(self.atoms)
         interval = np.clip(safe - atoms, 0, max(self.intervals - 1, 0))
         if self.intervals:
@@ -179,18 +180,18 @@ def _numeric_cells(
         return np.arange(np.ceil(lower), np.floor(upper) + 1, dtype=float), _EMPTY
     spacings = {"linear": ("linear",), "log": ("log",)}.get(column.scale or "", ("linear", "log"))
     count = max(2, fine // len(spacings))
-    edges = []
+    spaced: list[np.ndarray] = []
     if "linear" in spacings:
-        edges.append(np.linspace(lower, upper, count + 1))
+        spaced.append(np.linspace(lower, upper, count + 1))
     if "log" in spacings:
-        edges.append(_log_edges(lower, upper, count))
+        spaced.append(_log_edges(lower, upper, count))
     atoms = np.r_[
         lower,
         upper,
         [0.0] if lower < 0 < upper else [],
         round_numbers(lower, upper, most=max(fine // 2, 4), log="log" in spacings),
     ]
-    return np.unique(atoms), np.unique(np.concatenate(edges))  # fmt: skip
+    return np.unique(atoms), np.unique(np.concatenate(spaced))  # fmt: skip
 
 
 def _origin(lower: float, upper: float) -> float:

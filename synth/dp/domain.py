@@ -1,8 +1,10 @@
-"""Differentially private estimation of a missing domain (opt-in: ``domain_share`` > 0).
+"""The public domain of DP generators: refusing a private one, and estimating a missing one.
 
-DP generators need every column's domain to be public. When a user cannot declare one, a DP
-generator may spend ``domain_share`` of its rho on estimating it, split evenly over the columns
-that lack one:
+DP generators need every column's domain to be public: it comes from the declared schema, never
+from the data (:func:`require_public_domain` refuses a schema inferred from it, and
+:func:`public_part` keeps only what of one is public). When a user cannot declare one, a DP
+generator may (opt-in: ``domain_share`` > 0) spend ``domain_share`` of its rho on estimating it,
+split evenly over the columns that lack one:
 
 - numerical columns: a noisy histogram over a fixed, public, signed log-scale grid (four bins per
   decade from 1e-3 to 1e12, and mirrored); the bounds are the outer edges of the lowest and the
@@ -24,12 +26,19 @@ Bounds from a coarse public grid are wide; a declared schema is always better.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from synth.dp import PrivateData, gaussian_sigma, threshold_offset
+from synth.dp.accounting import gaussian_sigma
+from synth.dp.noise import threshold_offset
+from synth.dp.private import PrivateData
+from synth.errors import ParamError
 from synth.schema import Column, Schema
+
+if TYPE_CHECKING:
+    from synth.generators import BaseGenerator
 
 _FALSE_BIN = 0.05  # chance that any empty grid bin clears the threshold
 _POSITIVE = 10.0 ** (np.arange(-12, 49) / 4)  # 1e-3 .. 1e12, four per decade
@@ -39,7 +48,21 @@ DATE_GRID = (
 ).astype(float)
 
 
+def require_public_domain(spec: BaseGenerator, *, declared: bool) -> None:
+    """DP generators refuse a schema inferred from the data: its bounds and categories are
+    private facts that nobody paid for."""
+    if not spec.learns_domain_from_data and not declared and not getattr(spec, "domain_share", 0):
+        raise ParamError(
+            f"{spec.name} needs a public domain: pass a declared --schema (draft one with "
+            "`synthguard schema DATA`, then review it), or spend part of the budget estimating "
+            "it with --param domain_share=0.1; a schema inferred from the data would leak its "
+            "real bounds and categories"
+        )
+
+
 def needs_domain(column: Column) -> bool:
+    """Whether a column lacks a public domain: bounds for numbers and datetimes, categories for
+    a categorical column (booleans always have theirs)."""
     if column.kind in ("numerical", "datetime"):
         return column.lower is None or column.upper is None
     return column.kind == "categorical" and column.categories is None
@@ -47,8 +70,8 @@ def needs_domain(column: Column) -> bool:
 
 def public_part(schema: Schema) -> Schema:
     """What may be treated as public in an inferred schema: names, kinds and types only."""
-    unknown = {"categories": None, "lower": None, "upper": None, "values": None, "scale": None,
-               "edges": None}  # fmt: skip
+    unknown: dict[str, Any] = {"categories": None, "lower": None, "upper": None, "values": None,
+                               "scale": None, "edges": None}  # fmt: skip
     return Schema(
         tuple(
             replace(c, nullable=True, **(unknown if c.kind != "boolean" else {}))

@@ -1,0 +1,168 @@
+"""PrivBayes: Zhang, Cormode, Procopiuc, Srivastava & Xiao, "PrivBayes: Private Data Release via
+Bayesian Networks", ACM Transactions on Database Systems 42(4), 2017.
+
+Learns a Bayesian network greedily (exponential mechanism on n x mutual information), measures
+each column's table with its parents and fits one mbi model to them, rather than sampling the
+noisy conditionals one by one. Budget, after a 1% record count: half to the one-way marginals,
+10% to the structure, the rest to the (column, parents) tables.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from synth.dp.accounting import gaussian_sigma
+from synth.dp.base import DPGenerator, silent
+from synth.dp.estimation import MarginalSampler, Measurement, estimate_model
+from synth.dp.private import PrivateData
+from synth.errors import ParamError
+from synth.generators import Progress
+
+Candidate = tuple[int, tuple[int, ...]]
+"""A column and the parents it would get in the network."""
+
+
+def count_information_sensitivity(n: float) -> float:
+    """Add/remove-one sensitivity of n * I(X; P), the mutual information (nats) of a column X
+    and its parents P scaled by the number of records, over tables of at most ``n`` records.
+
+    Write n * I = sum f(c_xp) - sum f(c_x) - sum f(c_p) + f(n) with f(c) = c log c and c the
+    counts. Adding one record (x, p) adds g(c) = f(c + 1) - f(c) to four terms, g increasing with
+    g(0) = 0: [g(c_xp) - g(c_x)] lies in [-g(n), 0] and [g(n) - g(c_p)] in [0, g(n)], so the
+    change is at most g(n) = (n + 1) log(n + 1) - n log n <= log(n + 1) + 1 either way. (Zhang et
+    al. 2017, Lemma 4.1, bound I itself for neighbours of the same size n, about 2 log(n) / n:
+    scaled by n, twice this.)"""
+    n = max(float(n), 1.0)
+    return (n + 1) * math.log(n + 1) - n * math.log(n)
+
+
+def _mutual_information(counts: np.ndarray, parent_cells: int) -> float:
+    """I(X; P) in nats from the joint counts laid out (parents, column)."""
+    joint = counts.reshape(parent_cells, -1).astype(float)
+    total = joint.sum()
+    if total <= 0:
+        return 0.0
+    p = joint / total
+    outer = p.sum(axis=1, keepdims=True) * p.sum(axis=0, keepdims=True)
+    nonzero = p > 0
+    return float((p[nonzero] * np.log(p[nonzero] / outer[nonzero])).sum())
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrivBayes(DPGenerator):
+    """PrivBayes (Zhang et al. 2017): a Bayesian network of degree ``degree`` learned greedily
+    with the exponential mechanism on mutual information, then noisy conditional tables.
+
+    Budget: after a 1% record count, ``one_way_share`` (half) to every column's one-way marginal
+    over its fine cells (which also sets its coarse cells, ``synth.dp.bins``, and is the table of
+    a column without parents); ``structure_share`` (10%; the paper's beta is 0.3) to structure
+    learning, split evenly over the columns - 1 selections; the rest to the (column, parents)
+    marginals, measured with discrete Gaussian noise (the paper used Laplace noise; zCDP
+    composes more tightly). Half on the one-way marginals and 10% on the structure measured
+    lower 2-way TVD than 0.3 / 0.3 on real tables at epsilon 1 (credit_data 0.111 against 0.128,
+    NMES1988 0.051 against 0.054, txhousing 0.199 against 0.204).
+
+    The number of records is private (add/remove neighbours), so the selection scores n * I,
+    whose sensitivity needs only an upper bound on n (:func:`count_information_sensitivity`),
+    not n itself. The bound is the one-way marginals' combined noisy total plus a sub-Gaussian
+    tail margin that fails with probability at most ``count_delta_share`` x delta, set aside
+    from delta.
+
+    The tables are not sampled one conditional at a time: one graphical model is fitted to every
+    measurement (McKenna, Sheldon & Miklau, "Graphical-model based estimation and inference for
+    differential privacy", ICML 2019), which gives consistent marginals and less noise.
+    """
+
+    name: ClassVar[str] = "privbayes"
+    description: ClassVar[str] = "DP: Bayesian network on noisy marginals (Zhang et al. 2017)"
+    count_delta_share: ClassVar[float] = 0.1
+    degree: int = 2
+    structure_share: float = 0.1
+    one_way_share: float = 0.5
+    max_cells: int = 10_000
+    iterations: int = 1000
+    usefulness: float = 1.0
+    """theta of the paper's theta-usefulness: a (column, parents) table is only considered when
+    its cells average at least theta times its noise scale (estimated from the noisy count)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.degree < 1:
+            raise ParamError(f"degree ({self.degree}) must be >= 1")
+        self._check_shares("structure_share", "one_way_share", rest="the network's tables")
+
+    def _one_way_share(self, columns: int) -> float:
+        return self.one_way_share if columns > 1 else 1.0
+
+    def _fit_private(
+        self,
+        data: PrivateData,
+        ones: list[Measurement],
+        rho: float,
+        rng: np.random.Generator,
+        costs: dict[str, float],
+        progress: Progress | None,
+        *,
+        count: tuple[float, float],
+    ) -> MarginalSampler:
+        d = data.n_columns
+        report = progress or silent
+        first = int(rng.integers(d))  # public randomness: no data read
+        network: list[Candidate] = [(first, ())]
+        placed = [first]
+        rho_structure = self.structure_share * rho if d > 1 else 0.0
+        # an upper bound on the number of records: the noisy count plus a sub-Gaussian margin
+        estimate, count_sigma = count
+        fail = self.delta * self.count_delta_share
+        bound = estimate + count_sigma * math.sqrt(2 * math.log(1 / fail))
+        sensitivity = count_information_sensitivity(bound)
+        rest = rho * (1 - self.structure_share - self.one_way_share) if d > 1 else 0.0
+        # theta-usefulness (post-processing of the noisy count): the noise of a table must not
+        # swamp its counts, so its cells are capped at n / (theta * sigma)
+        worst_sigma = gaussian_sigma(rest / max(d - 1, 1)) if d > 1 else 1.0
+        useful = max(1, int(estimate / (self.usefulness * worst_sigma)))
+        for step in range(1, d):
+            epsilon = math.sqrt(8 * rho_structure / (d - 1))
+            candidates = self._candidates(data, placed, min(self.max_cells, useful))
+            pick = data.select(
+                candidates, lambda c: (*c[1], c[0]),
+                lambda c, counts: counts.sum()
+                * _mutual_information(counts, math.prod(data.shape(c[1]))),
+                epsilon=epsilon, sensitivity=sensitivity, what=f"network column {step + 1} of {d}",
+            )  # fmt: skip
+            column, parents = candidates[pick]
+            network.append((column, parents))
+            placed.append(column)
+            report(step, d)
+
+        measurements = list(ones)  # a column without parents: its one-way marginal is its table
+        with_parents = [(column, parents) for column, parents in network if parents]
+        sigma = gaussian_sigma(rest / len(with_parents)) if with_parents else math.inf
+        for column, parents in with_parents:
+            clique = tuple(sorted((*parents, column)))  # the counts laid out in sorted order
+            noisy = data.measure(clique, sigma, what=f"P(c{column} | {parents})")
+            measurements.append(Measurement(clique, noisy, sigma))
+        model = estimate_model(costs, data.sizes, measurements, self.iterations)
+        report(d, d)
+        return MarginalSampler(model, d)
+
+    def _candidates(self, data: PrivateData, placed: list[int], max_cells: int) -> list[Candidate]:
+        """The (column, parents) pairs the next selection chooses from: every column not yet
+        placed with every set of min(``degree``, placed) placed parents whose table has at most
+        ``max_cells`` cells; if none fits, sets of one parent fewer, down to none."""
+        remaining = [c for c in range(data.n_columns) if c not in placed]
+        for size in range(min(self.degree, len(placed)), -1, -1):
+            found = [
+                (column, parents)
+                for column in remaining
+                for parents in itertools.combinations(sorted(placed), size)
+                if math.prod(data.shape((*parents, column))) <= max_cells
+            ]
+            if found:
+                return found
+        return [(column, ()) for column in remaining]
