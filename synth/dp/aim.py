@@ -112,11 +112,11 @@ class AIM(DPGenerator):
                 epsilon = math.sqrt(8 * 0.1 * remaining)
                 last = True
             measured = [m.clique for m in measurements]
-            cliques = [tuple(f"c{i}" for i in c) for c in measured]
+            cliques = [tuple(c) for c in measured]
             limit = self.max_model_mb * (rho - remaining) / rho
             allowed = [
                 r for r in candidates
-                if hypothetical_model_size(domain, [*cliques, tuple(f"c{i}" for i in r)]) <= limit
+                if hypothetical_model_size(domain, [*cliques, tuple(r)]) <= limit
                 or r in measured
             ]  # fmt: skip
             estimates = self._estimates(model, data, allowed, rng)

@@ -79,7 +79,7 @@ class Measurement:
     def linear(self) -> Any:
         """The same measurement for mbi: an ``mbi.LinearMeasurement`` (untyped)."""
         mbi = load_mbi()
-        names = tuple(f"c{i}" for i in self.clique)
+        names = tuple(self.clique)
         y = np.asarray(self.y, dtype=np.float64)
         if self.merged is None:
             return mbi.LinearMeasurement(y, names, stddev=float(self.sigma))
@@ -126,9 +126,12 @@ def load_mbi() -> ModuleType:
 
 
 def mbi_domain(sizes: tuple[int, ...]) -> Any:
-    """The ``mbi.Domain`` of columns named by position (``c0``, ``c1``, ...)."""
+    """The ``mbi.Domain`` of columns named by position (0, 1, ...). Integers, not strings: mbi
+    orders its junction tree through sets of names, and a string's hash (so a set's order)
+    changes from one process to the next, which made PrivBayes draw a different table from the
+    same seed in every process; an integer's hash never changes."""
     mbi = load_mbi()
-    return mbi.Domain(tuple(f"c{i}" for i in range(len(sizes))), sizes)
+    return mbi.Domain(tuple(range(len(sizes))), sizes)
 
 
 def estimate_model(
@@ -174,7 +177,7 @@ class MarginalSampler:
         with seeded(int(rng.integers(2**31))):
             synthetic = self.model.synthetic_data(rows=n)
         columns = synthetic.to_dict()
-        codes = np.column_stack([np.asarray(columns[f"c{i}"]) for i in range(self.n_columns)])
+        codes = np.column_stack([np.asarray(columns[i]) for i in range(self.n_columns)])
         return codes.astype(np.int64)[:n]
 
 
