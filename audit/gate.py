@@ -260,3 +260,29 @@ def release_markdown(card: dict[str, Any]) -> str:
             interval = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
             lines.append(f"| `{name}` | {score['value']:.3f} | {interval} |")
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class CardCheck:
+    """A release card checked against a table (``synthguard lineage --card``)."""
+
+    key_id: str  # the lineage key the card was signed with
+    matches: bool | None  # None: signed with another key than the table's, so not checkable
+
+
+def check_card(card: Path, lineage: Mapping[str, str]) -> CardCheck:
+    """Whether the release card at ``card`` was made from the table whose keyed digest is
+    ``lineage`` (``synth.io.lineage``: ``hmac`` and ``key_id``)."""
+    import hmac
+    import json
+
+    try:
+        found = json.loads(Path(card).read_text())
+        claimed, claimed_key = found["dataset_hmac"], found["lineage_key_id"]
+    except OSError as error:
+        raise ParamError(f"cannot read card {card}: {error.strerror}") from None
+    except (ValueError, KeyError, TypeError):
+        raise ParamError(f"{card} is not a synthguard release card (.release.json)") from None
+    if claimed_key != lineage["key_id"]:
+        return CardCheck(claimed_key, None)
+    return CardCheck(claimed_key, hmac.compare_digest(claimed, lineage["hmac"]))

@@ -207,6 +207,19 @@ class Tracker:
             raise
         self.client.set_terminated(run.run_id, status=RunStatus.to_string(RunStatus.FINISHED))
 
+    def child_run(self, parent_id: str, generator: str) -> str | None:
+        """The id of the newest child run of ``parent_id`` for ``generator`` (its
+        ``synthguard.generator`` tag), or None: a generator that failed may not have got as far
+        as starting one."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{parent_id}' "
+            f"and tags.`synthguard.generator` = '{generator}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        return runs[0].info.run_id if runs else None
+
     def share_comparison(self, parent_id: str, title: str, metrics: list[str]) -> str:
         """Make a comparison the first thing the MLflow UI shows, and return the link to it.
 

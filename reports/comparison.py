@@ -258,3 +258,14 @@ def _markdown(report: ComparisonReport) -> str:
     rows = [_cells(report, r, link=False) for r in report.rows]
     lines += ["", md_table(_header(report), rows)]
     return "\n".join(lines) + "\n"
+
+
+def write_comparison(
+    html_path: Path, *, title: str, meta: dict[str, str], rows: list[dict], columns: list[str]
+) -> list[Path]:
+    """The comparison page of ``audit.jobs.run_compare`` (its ``render_comparison``): the HTML
+    page and its Markdown beside it; returns both, to be logged to the parent run."""
+    html_path = Path(html_path)
+    report = ComparisonReport(title=title, meta=meta, rows=rows, columns=columns)
+    write_comparison_report(report, html_path, html_path.with_suffix(".md"))
+    return [html_path, html_path.with_suffix(".md")]

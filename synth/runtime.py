@@ -24,6 +24,9 @@ import numpy as np
 
 from synth.errors import ParamError
 
+SEED_MAX = 2**32 - 1
+"""The largest seed synthguard takes (seeds run from 0, as `--seed` says)."""
+
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from audit.gate import Policy, release_card, release_markdown
+from audit.gate import Policy, check_card, release_card, release_markdown
 from audit.scores import Score, Scorecard
 from synth.errors import ParamError
 
@@ -103,3 +103,27 @@ def test_release_card_has_lineage_budget_guarantee_scores_and_verdict() -> None:
     assert release["verdict"]["passed"] == verdict.passed
     text = release_markdown(release)
     assert text.splitlines()[2].startswith("**Verdict:")
+
+
+def test_a_card_is_checked_against_a_table_only_under_its_key(tmp_path) -> None:
+    """``synthguard lineage --card``: the card's keyed digest matches its table, not another
+    one; a card signed with another key cannot be checked; a file that is no card is refused."""
+    import json
+
+    import pandas as pd
+
+    from synth.io import lineage
+
+    table, other = pd.DataFrame({"a": [1, 2, 3]}), pd.DataFrame({"a": [1, 2, 4]})
+    keyed = lineage(table)
+    card = tmp_path / "t.release.json"
+    card.write_text(json.dumps({"dataset_hmac": keyed["hmac"], "lineage_key_id": keyed["key_id"]}))
+    assert check_card(card, keyed).matches is True
+    assert check_card(card, lineage(other)).matches is False
+    stranger = check_card(card, {"hmac": keyed["hmac"], "key_id": "someone-else"})
+    assert stranger.matches is None and stranger.key_id == keyed["key_id"]
+    (tmp_path / "no.json").write_text("{}")
+    with pytest.raises(ParamError, match="is not a synthguard release card"):
+        check_card(tmp_path / "no.json", keyed)
+    with pytest.raises(ParamError, match="cannot read card"):
+        check_card(tmp_path / "missing.json", keyed)

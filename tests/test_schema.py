@@ -300,7 +300,7 @@ def test_outputs_are_checked_first_and_committed_last(tmp_path) -> None:
 
 
 def test_numbers_never_print_as_minus_zero() -> None:
-    from synthguard.cli import _fixed
+    from reports.terminal import fixed as _fixed
 
     assert _fixed(-0.0001, 2) == "0.00" and _fixed(-0.004, 2) == "0.00"
     assert _fixed(-0.01, 2) == "-0.01" and _fixed(1.23456, 4) == "1.2346"
