@@ -149,6 +149,7 @@ class Policy:
                 checks.append(Check(label, rule.pattern, None, threshold, False,
                                     f"{rule.pattern} {what} of this run"))  # fmt: skip
                 continue
+            assert threshold is not None  # an epsilon rule without a claim was skipped above
             for name in names:
                 value = float(metrics[name])
                 ok = math.isfinite(value) and OPERATORS[rule.op](value, threshold)

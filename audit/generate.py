@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -27,9 +28,9 @@ from audit.gate import Policy, Verdict, guarantee, release_card, release_markdow
 from audit.privacy import AttackSettings, canary_count, privacy_scores
 from audit.scorecard import build_scorecard
 from audit.scores import Scorecard
-from audit.split import split_holdout
-from audit.tracking import Run, Tracker
-from synth.generators import BaseGenerator
+from audit.split import Split, split_holdout
+from audit.tracking import RunLog, RunStore, Tracker
+from synth.generators import BaseGenerator, FittedGenerator
 from synth.io import Outputs, digest, lineage
 from synth.runtime import child_seeds
 from synth.schema import Schema
@@ -100,27 +101,41 @@ class GenerateResult:
     reports: tuple[Path, ...] = ()
 
 
+def _silent(stage: str, done: int, total: int) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class _Seeds:
+    split: int
+    fit: int
+    sample: int
+
+
 def run_generate(
     job: GenerateJob,
     *,
     experiment: str = "synthguard",
     tracking_uri: str | None = None,
     progress: StageProgress | None = None,
+    store: RunStore | None = None,
 ) -> GenerateResult:
-    report = progress or (lambda stage, done, total: None)
+    """Run ``job`` in one run of ``store`` (default: MLflow at ``tracking_uri``): split, then the
+    fit, score, attack, gate, render and log steps, each logging what it made as it ends (so an
+    interrupted run keeps what it finished). Files are committed when the run has ended."""
+    report = progress or _silent
     frame = job.schema.conform(job.data)  # every schema problem at once, before any run starts
-    split_seed, fit_seed, sample_seed = child_seeds(job.seed, 3)
+    seeds = _Seeds(*child_seeds(job.seed, 3))
     canaries = canary_count(job.attacks, len(frame)) if job.attacks is not None else 0
     split = split_holdout(
-        frame, fraction=job.holdout, seed=split_seed, stratify=job.stratify, canaries=canaries
+        frame, fraction=job.holdout, seed=seeds.split, stratify=job.stratify, canaries=canaries
     )
     spec = job.spec
-    claim = getattr(spec, "epsilon", None)  # a DP generator's budget; None: no formal claim
     # what travels (card, report) names the data by a keyed digest only
     keyed = job.lineage or (lineage(job.data) if job.policy or job.render else None)
-    own = job.outputs is None  # checked before anything starts
-    outputs = plan_outputs(job, Outputs()) if own else job.outputs
-    tracker = Tracker(tracking_uri, experiment)
+    outputs = job.outputs if job.outputs is not None else plan_outputs(job, Outputs())
+    spec.load_libraries()  # the heavy imports before the run exists: Ctrl-C there leaves none
+    runs = store if store is not None else Tracker(tracking_uri, experiment)
     run_started = time.perf_counter()
     tags = {
         "synthguard.command": job.command,
@@ -129,131 +144,42 @@ def run_generate(
         "synthguard.dataset_digest": digest(frame),
         "synthguard.schema_source": job.schema.source,
     }
-    verdict, card_path, reports, privacy, threats = None, None, (), {}, {}
-    with tracker.run(f"{spec.name} · {job.dataset}", tags=tags, parent=job.parent_run) as run:
-        run.log_params(
-            {
-                "generator": spec.name,
-                "spec": spec.params(),
-                "seed": job.seed,
-                "seed.split": split_seed,
-                "seed.fit": fit_seed,
-                "seed.sample": sample_seed,
-                "n_train": len(split.train),
-                "n_holdout": len(split.holdout),
-                "holdout": job.holdout,
-                "stratify": job.stratify or "",
-                "threads": job.threads,
-            }
-        )
-        for context, part in (("training", split.train), ("holdout", split.holdout)):
-            if len(part):
-                run.log_dataset(
-                    name=f"{job.dataset}:{context}",
-                    digest=digest(part),
-                    kinds=job.schema.kinds(),
-                    rows=len(part),
-                    context=context,
-                )
-        run.log_json(split.record(), "split.json")
-        if job.schema.source == "declared":
-            run.log_text(job.schema.to_toml(), "schema.toml")
-        else:
-            run.log_json(job.schema.kinds(), "schema_kinds.json")
-
-        stage, fit_total = f"fit {spec.name}", [1]
-
-        def on_fit(done: int, total: int) -> None:
-            fit_total[0] = total
-            report(stage, done, total)
-
-        on_fit(0, 1)
-        model = spec.fit(
-            split.train, job.schema, seed=fit_seed, threads=job.threads, progress=on_fit
-        )
-        report(stage, fit_total[0], fit_total[0])
-        run.log_metrics({"cost.fit_seconds": model.fit_seconds})
-        _log_details(run, model.details)
-        # by default as many rows as the training set; for a DP generator its noisy estimate
-        rows = job.rows if job.rows is not None else model.default_rows
-        rows_source = "asked" if job.rows is not None else _rows_source(model)
-        run.log_params({"rows": rows, "rows_source": rows_source})
-        if claim is not None:  # what the formal guarantee covers, in the run itself
-            covered = guarantee(claim, getattr(spec, "delta", None), rows_source)
-            run.set_tags({"synthguard.guarantee": covered["summary"]})
-            run.log_json(covered, "guarantee.json")
-
+    verdict: Verdict | None = None
+    card_path: Path | None = None
+    reports: tuple[Path, ...] = ()
+    with runs.run(f"{spec.name} · {job.dataset}", tags=tags, parent=job.parent_run) as run:
+        _log_setup(run, job, split, seeds)
+        model, rows, rows_source = _fit(run, job, split, seeds, report)
         report("sample", 0, rows)
         started = time.perf_counter()
-        synthetic = model.sample(rows, seed=sample_seed, threads=job.threads)
+        synthetic = model.sample(rows, seed=seeds.sample, threads=job.threads)
         sample_seconds = time.perf_counter() - started
         report("sample", rows, rows)
         run.log_metrics({"cost.sample_seconds": sample_seconds})
-
         if job.output is not None:
             outputs.write_table(job.output, synthetic)
         if job.save_model is not None:
             outputs.write_bytes(job.save_model, model.dumps())
 
-        card = None
-        if job.score or job.attacks is not None:
-            report("score", 0, 1)
-            card = (
-                build_scorecard(
-                    split.train, synthetic, job.schema, holdout=split.holdout,
-                    target=job.target, seed=job.seed,
-                )
-                if job.score
-                else Scorecard()
-            )  # fmt: skip
-            report("score", 1, 1)
-            log_scorecard(run, card)  # kept if the attacks are interrupted
-            if job.attacks is not None:
-                scores, records = privacy_scores(
-                    split.train, split.holdout, synthetic, job.schema, job.attacks,
-                    delta=getattr(spec, "delta", 0.0), spec=spec,
-                    progress=lambda done, total: report("shadow fits", done, total),
-                    canaries=split.canaries(frame),
-                    stage=lambda done, total: report("privacy attacks", done, total),
-                )  # fmt: skip
-                logged = set(card.metrics())
-                card.extend(scores)
-                privacy, threats = records, records.pop("threat_models")
-                run.log_json(threats, "threat_models.json")
-                run.log_json(records, "privacy_records.json")
-                log_scorecard(run, card, logged=logged)
-            if job.json_out is not None:
-                outputs.write_text(job.json_out, card.to_json())
-        if job.policy is not None and card is not None:
-            verdict = job.policy.judge(card.metrics(), epsilon=claim)
-            run.log_metrics({"gate.passed": float(verdict.passed)})
-            run.set_tags({"synthguard.verdict": "pass" if verdict.passed else "fail"})
-            run.log_json(verdict.to_dict(), "verdict.json")
-            release = release_card(
-                run_id=run.run_id, dataset=job.dataset, lineage=keyed, generator=spec.name,
-                params=spec.params(), epsilon=claim, delta=getattr(spec, "delta", None),
-                rows=rows, rows_source=rows_source, scorecard=card, verdict=verdict,
-                synthetic_digest=digest(synthetic),
-            )  # fmt: skip
-            run.log_json(release, "release_card.json")
-            run.log_text(release_markdown(release), "release_card.md")
-            if job.card_stem is not None:
-                card_path = card_paths(job.card_stem)[0]
-                outputs.write_text(card_path, json.dumps(release, indent=2))
-                outputs.write_text(card_path.with_suffix(".md"), release_markdown(release))
-        if job.render is not None and card is not None:
+        card = _score(run, job, split, synthetic, report)
+        privacy: dict[str, Any] = {}
+        if card is not None and job.attacks is not None:
+            privacy = _attack(run, job, job.attacks, split, frame, synthetic, card, report)
+        threats = privacy.pop("threat_models", {})
+        if card is not None and job.json_out is not None:
+            outputs.write_text(job.json_out, card.to_json())
+        if card is not None and job.policy is not None:
+            assert keyed is not None  # drawn above whenever there is a policy
+            verdict, card_path = _gate(
+                run, job, job.policy, card, keyed, rows, rows_source, synthetic, outputs
+            )
+        if card is not None and job.render is not None:
+            assert keyed is not None  # drawn above whenever there is a renderer
             report("report", 0, 1)
             outcome = AuditOutcome(
                 run_id=run.run_id, train=split.train, synthetic=synthetic, schema=job.schema,
                 scorecard=card, privacy=privacy, threat_models=threats, verdict=verdict,
-                meta={
-                    "generator": spec.name, "dataset": job.dataset,
-                    "dataset HMAC": f"{keyed['hmac'][:32]}… (key {keyed['key_id']})",
-                    "run id": run.run_id,
-                    "seed": str(job.seed), "training rows": str(len(split.train)),
-                    "holdout rows": str(len(split.holdout)), "synthetic rows": str(rows),
-                    "epsilon": str(getattr(spec, "epsilon", "none (not DP)")),
-                },
+                meta=_meta(job, run.run_id, keyed, len(split.train), len(split.holdout), rows),
                 cost={
                     "fit seconds": model.fit_seconds, "sample seconds": sample_seconds,
                     "generator fits": 1 + (privacy.get("shadow", {}).get("fits", 0)),
@@ -265,33 +191,167 @@ def run_generate(
             for path in reports:
                 run.log_artifact(path, "report")
             report("report", 1, 1)
+        model_id = _log_release(run, job, model, synthetic, report)
 
-        model_id = None
-        if spec.releases_real_rows:
-            run.set_tags({"synthguard.releases_real_rows": "true"})
-        else:
-            report("log to MLflow", 0, 1)
-            run.log_table(synthetic, f"synthetic/{spec.name}.parquet")
-            if job.log_model:
-                model_id = run.log_generator(model)
-            report("log to MLflow", 1, 1)
-
-    if own:
+    if job.outputs is None:  # the job planned its own files: commit them now the run has ended
         outputs.commit()
     return GenerateResult(
-        synthetic=synthetic,
-        output=job.output,
-        rows=rows,
-        fit_seconds=model.fit_seconds,
-        sample_seconds=sample_seconds,
-        run_id=run.run_id,
-        tracking_uri=tracker.uri,
-        model_id=model_id,
-        scorecard=card,
-        verdict=verdict,
-        release_card=card_path,
+        synthetic=synthetic, output=job.output, rows=rows, fit_seconds=model.fit_seconds,
+        sample_seconds=sample_seconds, run_id=run.run_id, tracking_uri=runs.uri,
+        model_id=model_id, scorecard=card, verdict=verdict, release_card=card_path,
         reports=reports,
-    )
+    )  # fmt: skip
+
+
+def _log_setup(run: RunLog, job: GenerateJob, split: Split, seeds: _Seeds) -> None:
+    """The spec, seeds and sizes; the split's lineage (digests and row positions, no values)."""
+    run.log_params(
+        {
+            "generator": job.spec.name, "spec": job.spec.params(), "seed": job.seed,
+            "seed.split": seeds.split, "seed.fit": seeds.fit, "seed.sample": seeds.sample,
+            "n_train": len(split.train), "n_holdout": len(split.holdout),
+            "holdout": job.holdout, "stratify": job.stratify or "", "threads": job.threads,
+        }
+    )  # fmt: skip
+    for context, part in (("training", split.train), ("holdout", split.holdout)):
+        if len(part):
+            run.log_dataset(
+                name=f"{job.dataset}:{context}", digest=digest(part), kinds=job.schema.kinds(),
+                rows=len(part), context=context,
+            )  # fmt: skip
+    run.log_json(split.record(), "split.json")
+    if job.schema.source == "declared":
+        run.log_text(job.schema.to_toml(), "schema.toml")
+    else:
+        run.log_json(job.schema.kinds(), "schema_kinds.json")
+
+
+def _fit(
+    run: RunLog, job: GenerateJob, split: Split, seeds: _Seeds, report: StageProgress
+) -> tuple[FittedGenerator, int, str]:
+    """Fit on the training rows; the rows to sample and where that number comes from; for a
+    DP generator its ledger and what its guarantee covers."""
+    spec = job.spec
+    stage, fit_total = f"fit {spec.name}", [1]
+
+    def on_fit(done: int, total: int) -> None:
+        fit_total[0] = total
+        report(stage, done, total)
+
+    on_fit(0, 1)
+    model = spec.fit(split.train, job.schema, seed=seeds.fit, threads=job.threads, progress=on_fit)
+    report(stage, fit_total[0], fit_total[0])
+    run.log_metrics({"cost.fit_seconds": model.fit_seconds})
+    _log_details(run, model.details)
+    # by default as many rows as the training set; for a DP generator its noisy estimate
+    rows = job.rows if job.rows is not None else model.default_rows
+    rows_source = "asked" if job.rows is not None else _rows_source(model)
+    run.log_params({"rows": rows, "rows_source": rows_source})
+    budget = spec.budget
+    if budget is not None:  # what the formal guarantee covers, in the run itself
+        covered = guarantee(budget.epsilon, budget.delta, rows_source)
+        run.set_tags({"synthguard.guarantee": covered["summary"]})
+        run.log_json(covered, "guarantee.json")
+    return model, rows, rows_source
+
+
+def _score(
+    run: RunLog, job: GenerateJob, split: Split, synthetic: pd.DataFrame, report: StageProgress
+) -> Scorecard | None:
+    """Fidelity and utility (an empty card for an audit asked not to score); None when the job
+    neither scores nor attacks. Logged at once: kept if the attacks are interrupted."""
+    if not job.score and job.attacks is None:
+        return None
+    report("score", 0, 1)
+    card = (
+        build_scorecard(
+            split.train, synthetic, job.schema, holdout=split.holdout, target=job.target,
+            seed=job.seed,
+        )
+        if job.score
+        else Scorecard()
+    )  # fmt: skip
+    report("score", 1, 1)
+    log_scorecard(run, card)
+    return card
+
+
+def _attack(
+    run: RunLog, job: GenerateJob, settings: AttackSettings, split: Split, frame: pd.DataFrame,
+    synthetic: pd.DataFrame, card: Scorecard, report: StageProgress,
+) -> dict[str, Any]:  # fmt: skip
+    """Every registered attack that applies, on the split's canaries; their scores join
+    ``card``; per-record results (row positions) and threat models logged as artifacts."""
+    budget = job.spec.budget
+    scores, records = privacy_scores(
+        split.train, split.holdout, synthetic, job.schema, settings,
+        delta=budget.delta if budget is not None else 0.0, spec=job.spec,
+        progress=lambda done, total: report("shadow fits", done, total),
+        canaries=split.canaries(frame),
+        stage=lambda done, total: report("privacy attacks", done, total),
+    )  # fmt: skip
+    logged = set(card.metrics())
+    card.extend(scores)
+    run.log_json(records["threat_models"], "threat_models.json")
+    run.log_json({k: v for k, v in records.items() if k != "threat_models"}, "privacy_records.json")
+    log_scorecard(run, card, logged=logged)
+    return records
+
+
+def _gate(
+    run: RunLog, job: GenerateJob, policy: Policy, card: Scorecard, keyed: dict[str, str],
+    rows: int, rows_source: str, synthetic: pd.DataFrame, outputs: Outputs,
+) -> tuple[Verdict, Path | None]:  # fmt: skip
+    """The release policy's verdict, and the release card that travels with the table."""
+    budget = job.spec.budget
+    epsilon = budget.epsilon if budget is not None else None
+    verdict = policy.judge(card.metrics(), epsilon=epsilon)
+    run.log_metrics({"gate.passed": float(verdict.passed)})
+    run.set_tags({"synthguard.verdict": "pass" if verdict.passed else "fail"})
+    run.log_json(verdict.to_dict(), "verdict.json")
+    release = release_card(
+        run_id=run.run_id, dataset=job.dataset, lineage=keyed, generator=job.spec.name,
+        params=job.spec.params(), epsilon=epsilon,
+        delta=budget.delta if budget is not None else None, rows=rows, rows_source=rows_source,
+        scorecard=card, verdict=verdict, synthetic_digest=digest(synthetic),
+    )  # fmt: skip
+    run.log_json(release, "release_card.json")
+    run.log_text(release_markdown(release), "release_card.md")
+    if job.card_stem is None:
+        return verdict, None
+    card_path = card_paths(job.card_stem)[0]
+    outputs.write_text(card_path, json.dumps(release, indent=2))
+    outputs.write_text(card_path.with_suffix(".md"), release_markdown(release))
+    return verdict, card_path
+
+
+def _meta(
+    job: GenerateJob, run_id: str, keyed: dict[str, str], train: int, holdout: int, rows: int
+) -> dict[str, str]:
+    """The report's header: what was audited, named by keyed digest only."""
+    budget = job.spec.budget
+    return {
+        "generator": job.spec.name, "dataset": job.dataset,
+        "dataset HMAC": f"{keyed['hmac'][:32]}… (key {keyed['key_id']})", "run id": run_id,
+        "seed": str(job.seed), "training rows": str(train), "holdout rows": str(holdout),
+        "synthetic rows": str(rows),
+        "epsilon": str(budget.epsilon) if budget is not None else "none (not DP)",
+    }  # fmt: skip
+
+
+def _log_release(
+    run: RunLog, job: GenerateJob, model: FittedGenerator, synthetic: pd.DataFrame,
+    report: StageProgress,
+) -> str | None:  # fmt: skip
+    """The synthetic table and the model (its id), unless the generator releases real rows."""
+    if job.spec.releases_real_rows:
+        run.set_tags({"synthguard.releases_real_rows": "true"})
+        return None
+    report("log to MLflow", 0, 1)
+    run.log_table(synthetic, f"synthetic/{job.spec.name}.parquet")
+    model_id = run.log_generator(model) if job.log_model else None
+    report("log to MLflow", 1, 1)
+    return model_id
 
 
 def card_paths(stem: Path) -> tuple[Path, Path]:
@@ -314,11 +374,11 @@ def plan_outputs(job: GenerateJob, outputs: Outputs) -> Outputs:
     return outputs
 
 
-def _rows_source(model) -> str:
+def _rows_source(model: FittedGenerator) -> str:
     return "training rows" if model.n_train is not None else "noisy count (DP)"
 
 
-def _log_details(run, details: dict) -> None:
+def _log_details(run: RunLog, details: dict[str, Any]) -> None:
     """A DP generator's ledger (params, metrics, JSON artifact) and its cost breakdown."""
     costs = {f"cost.{k}": v for k, v in details.items() if k.endswith("_seconds")}
     if costs:
@@ -342,7 +402,7 @@ def _log_details(run, details: dict) -> None:
         run.log_text(details["domain"], "dp_domain.toml")
 
 
-def log_scorecard(run: Run, card: Scorecard, *, logged: set[str] = frozenset()) -> None:
+def log_scorecard(run: RunLog, card: Scorecard, *, logged: Collection[str] = frozenset()) -> None:
     """Scores as metrics under their stable names (but those in ``logged``, already in the
     run); per-column details and every score as a JSON artifact."""
     run.log_metrics({k: v for k, v in card.metrics().items() if k not in logged})

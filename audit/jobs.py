@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
-from synth.dp_models import require_public_domain
 
 from audit.gate import Policy
 from audit.generate import (
@@ -48,6 +47,7 @@ from audit.scorecard import build_scorecard
 from audit.scores import Scorecard, key_metrics
 from audit.split import check_split_options
 from audit.tracking import DEFAULT_EXPERIMENT, Tracker, check_store, tracking_uri
+from synth.dp import require_public_domain
 from synth.errors import ParamError, SynthguardError
 from synth.generators import BaseGenerator
 from synth.io import (
@@ -435,7 +435,7 @@ def run_compare(
                 command="compare", parent_run=parent.run_id, lineage=keyed, outputs=outputs,
                 render=render_audit(page, show_real=config.show_real) if render_audit else None,
             )  # fmt: skip
-            epsilon = getattr(spec, "epsilon", None)
+            epsilon = spec.budget.epsilon if spec.budget is not None else None
             try:
                 result = run_generate(
                     job, experiment=config.experiment, progress=_grouped(progress, generator_name)

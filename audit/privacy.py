@@ -13,7 +13,7 @@ rows by their position in the input table, never by their values.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,7 @@ import pandas as pd
 from attacks.base import Attack, AttackContext, AttackOutput
 from attacks.registry import ATTACKS
 from attacks.shadow import shadow_set_size
-from attacks.threat import KNOWLEDGE
+from attacks.threat import KNOWLEDGE, Knowledge
 from audit.scores import Score
 from audit.split import holdout_size
 from synth.errors import ParamError
@@ -107,7 +107,7 @@ def privacy_scores(
         train=train, holdout=holdout, synthetic=synthetic, schema=schema, targets=targets,
         labels=labels, reference=holdout[~holdout.index.isin(targets.index)], seed=settings.seed,
         delta=delta, coin=canaries is not None, secrets=settings.secrets,
-        knowledge=settings.knowledge, generator=spec, n_shadow=settings.n_shadow,
+        knowledge=cast(Knowledge, settings.knowledge), generator=spec, n_shadow=settings.n_shadow,
         shadow_targets=settings.shadow_targets, jobs=settings.jobs, progress=progress,
     )  # fmt: skip
     chosen = [attack for attack in ATTACKS.values() if attack.applies(context)]
@@ -132,7 +132,7 @@ def privacy_scores(
         details["bounds"].update(found.bounds)
         if found.details:
             details[attack.name] = dict(found.details)
-        threat = attack.threat(settings.knowledge).as_dict()
+        threat = attack.threat(cast(Knowledge, settings.knowledge)).as_dict()
         details["threat_models"].update({family: threat for family in _reported(attack, found)})
         step(done, len(chosen))
     return scores, details

@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import mlflow
 import pandas as pd
@@ -37,6 +37,7 @@ from mlflow.entities import (
     RunStatus,
 )
 from mlflow.models.signature import ModelSignature
+from mlflow.pyfunc import PythonModel
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import ParamSchema, ParamSpec
 
@@ -383,7 +384,7 @@ class Run:
         return logged.model_id
 
 
-class SamplingModel(mlflow.pyfunc.PythonModel):
+class SamplingModel(PythonModel):
     """pyfunc wrapper whose ``predict`` samples a synthetic table."""
 
     def load_context(self, context: Any) -> None:
@@ -433,3 +434,113 @@ def _quiet_mlflow() -> Iterator[None]:
             os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
         else:
             os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = bar
+
+
+# ---- the contract a job logs through, and an in-memory store ---------------------------------
+
+
+class RunLog(Protocol):
+    """What a job logs into: the methods of :class:`Run`. :class:`MemoryRun` is the same in
+    memory, for tests of what a job logs that need no MLflow store."""
+
+    run_id: str
+
+    def log_params(self, params: Mapping[str, Any]) -> None: ...
+    def log_metrics(self, metrics: Mapping[str, float], *, step: int = 0) -> None: ...
+    def set_tags(self, tags: Mapping[str, Any]) -> None: ...
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
+    def log_text(self, text: str, artifact_file: str) -> None: ...
+    def log_json(self, value: Any, artifact_file: str) -> None: ...
+    def log_table(self, frame: pd.DataFrame, artifact_file: str) -> None: ...
+    def log_dataset(
+        self, *, name: str, digest: str, kinds: Mapping[str, str], rows: int, context: str
+    ) -> None: ...
+    def log_generator(self, model: FittedGenerator, name: str = "generator") -> str: ...
+
+
+class RunStore(Protocol):
+    """Where runs are opened: :class:`Tracker` (MLflow) or :class:`MemoryStore`."""
+
+    uri: str
+
+    def run(
+        self, name: str, *, tags: Mapping[str, str] | None = None, parent: str | None = None
+    ) -> contextlib.AbstractContextManager[RunLog]: ...
+
+
+class MemoryRun:
+    """A run held in memory: params flattened as MLflow stores them, metrics, tags, artifacts by
+    path (text, or the bytes of a logged file or table), datasets, models; and its status."""
+
+    def __init__(self, run_id: str, name: str, tags: Mapping[str, str]):
+        self.run_id, self.name, self.status = run_id, name, "RUNNING"
+        self.params: dict[str, str] = {}
+        self.metrics: dict[str, float] = {}
+        self.tags: dict[str, str] = dict(tags)
+        self.artifacts: dict[str, str | bytes] = {}
+        self.datasets: list[dict[str, Any]] = []
+        self.models: list[FittedGenerator] = []
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self.params |= {k: v[:_PARAM_LIMIT] for k, v in flatten(params).items()}
+
+    def log_metrics(self, metrics: Mapping[str, float], *, step: int = 0) -> None:
+        self.metrics |= {k: float(v) for k, v in metrics.items()}
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self.tags |= {k: str(v) for k, v in tags.items()}
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        name = Path(path).name
+        self.artifacts[f"{artifact_path}/{name}" if artifact_path else name] = Path(
+            path
+        ).read_bytes()
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.artifacts[artifact_file] = text
+
+    def log_json(self, value: Any, artifact_file: str) -> None:
+        self.log_text(json.dumps(value, indent=2, sort_keys=True, default=str), artifact_file)
+
+    def log_table(self, frame: pd.DataFrame, artifact_file: str) -> None:
+        self.artifacts[artifact_file] = frame.to_parquet(index=False)
+
+    def log_dataset(
+        self, *, name: str, digest: str, kinds: Mapping[str, str], rows: int, context: str
+    ) -> None:
+        self.datasets.append(
+            {"name": name, "digest": digest, "kinds": dict(kinds), "rows": rows,
+             "context": context}
+        )  # fmt: skip
+
+    def log_generator(self, model: FittedGenerator, name: str = "generator") -> str:
+        self.models.append(model)
+        return f"m-{self.run_id}-{len(self.models)}"
+
+
+class MemoryStore:
+    """Runs in memory, ended FINISHED, FAILED or KILLED as :meth:`Tracker.run` ends them."""
+
+    uri = "memory:"
+
+    def __init__(self) -> None:
+        self.runs: list[MemoryRun] = []
+
+    @contextlib.contextmanager
+    def run(
+        self, name: str, *, tags: Mapping[str, str] | None = None, parent: str | None = None
+    ) -> Iterator[MemoryRun]:
+        found = {k: str(v) for k, v in (tags or {}).items()}
+        if parent is not None:
+            found["mlflow.parentRunId"] = parent
+        run = MemoryRun(f"run{len(self.runs)}", name, found)
+        self.runs.append(run)
+        try:
+            yield run
+        except KeyboardInterrupt:
+            run.status = "KILLED"
+            raise
+        except BaseException:
+            run.status = "FAILED"
+            raise
+        run.status = "FINISHED"

@@ -10,6 +10,8 @@ of permutation importances on the holdout between the boosting models trained on
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Literal
+
 import numpy as np
 import pandas as pd
 
@@ -17,7 +19,15 @@ from audit.scores import Score
 from synth.errors import ParamError
 from synth.schema import Schema, as_number
 
-_GOALS = {"roc_auc": "max", "f1_macro": "max", "r2": "max", "mae": "min"}
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+_GOALS: dict[str, Literal["max", "min"]] = {
+    "roc_auc": "max",
+    "f1_macro": "max",
+    "r2": "max",
+    "mae": "min",
+}
 
 
 def _design(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
@@ -32,7 +42,7 @@ def _design(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _models(schema: Schema, classification: bool, seed: int) -> dict[str, object]:
+def _models(schema: Schema, classification: bool, seed: int) -> dict[str, Pipeline]:
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.impute import SimpleImputer

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,9 @@ import pandas as pd
 from synth.errors import DataError, ParamError, SynthguardError
 from synth.runtime import limited_threads, seeded
 from synth.schema import Schema
+
+if TYPE_CHECKING:
+    from synth.dp.accounting import Budget
 
 Progress = Callable[[int, int], None]
 """Called with (done, total) units of fitting work, e.g. epochs."""
@@ -250,8 +253,18 @@ class BaseGenerator:
         """The codec the fitted model decodes with (DP generators: the public domain's)."""
         return codec
 
+    def load_libraries(self) -> None:
+        """Import what fitting needs now (torch, SDV: seconds): a job calls it before it opens
+        its run, so a Ctrl-C during the imports leaves no run behind."""
+        self._load_libraries()
+
     def _load_libraries(self) -> None:
         """Import the libraries ``_fit`` draws random numbers from (torch, sdv)."""
+
+    @property
+    def budget(self) -> Budget | None:
+        """The privacy budget the generator claims (DP generators), or None: no formal claim."""
+        return None
 
     def _fit(
         self,

@@ -472,7 +472,7 @@ def _conform_column(column: Column, values: pd.Series) -> tuple[pd.Series, list[
                 typed = numbers.astype("Int64")
         else:
             typed = numbers
-        problems += _bound_problems(where, numbers, column.lower, column.upper)
+        problems += _bound_problems(where, numbers, *column.bounds())
         if column.values is not None:
             outside = ~numbers.isin(column.values) & numbers.notna()
             if outside.any():

@@ -142,8 +142,9 @@ class _EpochWatcher:
         return int(losses["Epoch"].max()) + 1
 
     def _watch(self) -> None:
-        while not self._stop.wait(0.5):
-            self._progress(min(self._done(), self._epochs), self._epochs)
+        progress = self._progress
+        while progress is not None and not self._stop.wait(0.5):
+            progress(min(self._done(), self._epochs), self._epochs)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -13,7 +14,7 @@ from leaks import per_row_objects, shared_rows
 from mlflow.tracking import MlflowClient
 
 from audit.generate import GenerateJob, run_generate
-from audit.tracking import Tracker, load_generator
+from audit.tracking import MemoryStore, Tracker, load_generator
 from synth.errors import OutputError, SynthguardError
 from synth.generators import FittedGenerator
 from synth.io import digest
@@ -160,32 +161,49 @@ def test_logged_generator_loads_registers_and_samples(logged, monkeypatch) -> No
     pd.testing.assert_frame_equal(first, by_name.predict(None, params={"num_rows": 25, "seed": 9}))
 
 
-def test_inferred_schema_is_not_logged(tmp_path, table) -> None:
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+def test_inferred_schema_is_not_logged(table) -> None:
+    store = MemoryStore()  # what a job logs, checked without an MLflow store
     job = _job(table, Schema.infer(table), make_generator("independent"), log_model=False)
-    result = run_generate(job, tracking_uri=uri)
-    client = MlflowClient(uri)
-    assert _artifacts(client, result.run_id) == {
+    run_generate(job, store=store)
+    (run,) = store.runs
+    assert set(run.artifacts) == {
         "split.json", "schema_kinds.json", "synthetic/independent.parquet", "scorecard.json"
     }  # fmt: skip
-    assert client.get_run(result.run_id).data.tags["synthguard.schema_source"] == "inferred"
+    assert run.tags["synthguard.schema_source"] == "inferred" and run.status == "FINISHED"
 
 
 def test_identity_logs_neither_its_rows_nor_its_model(tmp_path, table, declared) -> None:
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    store = MemoryStore()
     job = _job(table, declared, make_generator("identity"), output=tmp_path / "release.parquet")
-    result = run_generate(job, tracking_uri=uri)
-    client = MlflowClient(uri)
-    run = client.get_run(result.run_id)
-    assert _artifacts(client, result.run_id) == {"split.json", "schema.toml", "scorecard.json"}
-    assert run.data.tags["synthguard.releases_real_rows"] == "true"
-    assert result.model_id is None and not run.outputs.model_outputs
+    result = run_generate(job, store=store)
+    (run,) = store.runs
+    assert set(run.artifacts) == {"split.json", "schema.toml", "scorecard.json"}
+    assert run.tags["synthguard.releases_real_rows"] == "true"
+    assert result.model_id is None and not run.models
     # the user asked for the file, so it is written: it is the training rows
     released = pd.read_parquet(tmp_path / "release.parquet")
     assert shared_rows(released, declared.conform(table)) == 641
     fitted = make_generator("identity").fit(table, declared, seed=0)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"  # the MLflow store itself refuses it too
     with Tracker(uri).run("x") as handle, pytest.raises(SynthguardError, match="never logged"):
         handle.log_generator(fitted)
+
+
+def test_an_audit_logs_its_attacks_verdict_and_card(table, declared) -> None:
+    from audit.gate import Policy
+    from audit.privacy import AttackSettings
+
+    store = MemoryStore()
+    job = _job(table, declared, make_generator("independent"), log_model=False,
+               attacks=AttackSettings(n_targets=60), policy=Policy.load(None))  # fmt: skip
+    result = run_generate(job, store=store)
+    (run,) = store.runs
+    assert {"threat_models.json", "privacy_records.json", "verdict.json", "release_card.json",
+            "release_card.md"} <= set(run.artifacts)  # fmt: skip
+    assert run.metrics["gate.passed"] == float(result.verdict.passed)
+    assert "privacy.closest_distance.auc" in run.metrics
+    records = json.loads(run.artifacts["privacy_records.json"])
+    assert set(records["records"]["row"]) <= set(table.index)  # rows named by index, no values
 
 
 def test_failed_run_is_marked_and_keeps_what_it_finished(tmp_path, table, declared) -> None:

@@ -81,6 +81,10 @@ class DPGenerator(BaseGenerator):
     """Draw noise from the seed instead of the OS CSPRNG: reproducible, but anyone who knows the
     seed can remove the noise. For tests and experiments, never for a release."""
 
+    @property
+    def budget(self) -> Budget:
+        return Budget(epsilon=self.epsilon, delta=self.delta)
+
     def __post_init__(self) -> None:
         Budget(epsilon=self.epsilon, delta=self.delta)
         if self.bins < 2:
