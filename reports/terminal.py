@@ -226,3 +226,18 @@ def print_generators() -> None:
         fields = ", ".join(cls.__dataclass_fields__) or "-"
         listing.add_row(name, cls.description, fields)
     out.print(listing)
+
+
+def print_attacks() -> None:
+    """The registered attacks: what each does, its attacker (TAPAS's axes), the metrics every
+    summary shows first, and the rules it adds to the default release policy. A list, not a
+    table: metric names are long and must print whole, to be copied into a policy."""
+    from attacks.registry import ATTACKS
+
+    for name, attack in ATTACKS.items():
+        threat = attack.threat()
+        lines = [f"{name} ({threat.access}, {threat.goal}): {attack.summary}"]
+        keys = ", ".join(f"privacy.{m}" for m in attack.key_metrics)
+        lines += [f"    key metrics: {keys}"] if keys else []
+        lines += [f'    default rule: "privacy.{m}" = "{r}"' for m, r in attack.rules.items()]
+        out.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)

@@ -293,6 +293,14 @@ def generators() -> None:
     print_generators()
 
 
+@app.command(name="attacks")
+def attacks_command() -> None:
+    """List the registered privacy attacks: attacker, key metrics, default-policy rules."""
+    from reports.terminal import print_attacks
+
+    print_attacks()
+
+
 @app.command()
 def ui(
     port: Annotated[int, typer.Option("--port")] = 5000,

@@ -188,3 +188,12 @@ def test_an_attack_registered_at_runtime_is_logged_gated_and_reported(
         Path(store.download_artifacts(run.info.run_id, "threat_models.json", tmp_path)).read_text()
     )
     assert threats["mean_gap"]["goal"] == "membership"  # reported with its attacker
+
+
+def test_attacks_command_lists_each_attack_with_its_rules(tmp_path: Path, cli_in_process) -> None:
+    code, out, err = cli_in_process(["attacks"], tmp_path)
+    assert code == 0, err
+    for name, attack in ATTACKS.items():
+        assert name in out
+        for metric in attack.rules:
+            assert f"privacy.{metric}" in out
