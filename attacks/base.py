@@ -149,23 +149,26 @@ def membership_findings(family: str, result: AttackResult) -> tuple[Finding, ...
 
 
 class MembershipAttack(Attack):
-    """A no-box membership attack: one score per target from the released table alone."""
+    """A no-box membership attack: one score per target from the released table alone, for
+    each of its families (one search may score several ways: DCR and NNDR share theirs)."""
 
     goal: ClassVar[Goal] = "membership"
 
     @abstractmethod
-    def scores(self, context: AttackContext) -> np.ndarray:
-        """One membership score per target (higher: more likely a member)."""
+    def scores(self, context: AttackContext) -> Mapping[str, np.ndarray]:
+        """Per family, one membership score per target (higher: more likely a member)."""
 
     def run(self, context: AttackContext) -> AttackOutput:
-        values = np.asarray(self.scores(context), float)
-        result = AttackResult.of(values, context.labels, seed=context.seed, delta=context.delta)
         shared = "one release" if context.coin else "one release; no coin: see the note"
-        return AttackOutput(
-            findings=membership_findings(self.name, result),
-            target_scores={self.name: values},
-            bounds={self.name: bound_note(len(context.labels), 1, result, shared)},
-        )
+        findings: list[Finding] = []
+        target_scores, bounds = {}, {}
+        for family, found in self.scores(context).items():
+            values = np.asarray(found, float)
+            result = AttackResult.of(values, context.labels, seed=context.seed, delta=context.delta)
+            findings += membership_findings(family, result)
+            target_scores[family] = values
+            bounds[family] = bound_note(len(context.labels), 1, result, shared)
+        return AttackOutput(findings=tuple(findings), target_scores=target_scores, bounds=bounds)
 
 
 def risk_finding(metric: str, risk: Any, help: str) -> Finding:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from attacks.anonymeter import Linkability, SinglingOut
 from attacks.base import Attack
-from attacks.distance import ClosestDistance, DensityRatio, DistanceRatio
+from attacks.distance import ClosestDistance, DensityRatio
 from attacks.inference import AttributeInference
 from attacks.shadow import Shadow
 
 ATTACKS: dict[str, Attack] = {
     a.name: a
     for a in (
-        ClosestDistance(), DistanceRatio(), DensityRatio(), AttributeInference(), SinglingOut(),
+        ClosestDistance(), DensityRatio(), AttributeInference(), SinglingOut(),
         Linkability(), Shadow(),
     )
 }  # fmt: skip

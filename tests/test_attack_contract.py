@@ -158,12 +158,12 @@ class _MeanGap(MembershipAttack):
     rules: ClassVar[dict[str, str]] = {"mean_gap.auc": "<= 0.99"}
     summary: ClassVar[str] = "distance to the synthetic means"
 
-    def scores(self, context: AttackContext) -> np.ndarray:
+    def scores(self, context: AttackContext) -> dict[str, np.ndarray]:
         numbers = [c.name for c in context.schema.columns if c.kind == "numerical"]
         means = context.synthetic[numbers].astype(float).mean()
         spread = context.synthetic[numbers].astype(float).std().replace(0, 1)
         gap = ((context.targets[numbers].astype(float) - means) / spread).abs().sum(axis=1)
-        return -gap.to_numpy()
+        return {self.name: -gap.to_numpy()}
 
 
 def test_an_attack_registered_at_runtime_is_logged_gated_and_reported(
