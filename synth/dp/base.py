@@ -72,6 +72,9 @@ class DPGenerator(BaseGenerator):
     fine_bins: int = 0
     """Fine public cells of a numerical column; 0: as many as the noisy record count supports
     (about n / (2 sigma) of the one-way measurement, 16 to 512)."""
+    fine_share: float = 0.5
+    """Share of a numerical column's one-way budget spent on its fine cells; the rest measures
+    the coarse cells they are grouped into (see ``_one_way``)."""
     count_share: float = 0.01
     """Share of rho spent on a noisy count of the records, which sizes the fine cells."""
     domain_share: float = 0.0
@@ -91,6 +94,8 @@ class DPGenerator(BaseGenerator):
             raise ParamError(f"bins ({self.bins}) must be >= 2")
         if self.fine_bins < 0 or 0 < self.fine_bins < 4:
             raise ParamError(f"fine_bins ({self.fine_bins}) must be 0 (automatic) or >= 4")
+        if not 0 < self.fine_share < 1:
+            raise ParamError(f"fine_share ({self.fine_share}) must be > 0 and < 1")
         if not 0 < self.count_share < 0.5:
             raise ParamError(f"count_share ({self.count_share}) must be > 0 and < 0.5")
         if not 0 <= self.domain_share < 1:
@@ -181,26 +186,43 @@ class DPGenerator(BaseGenerator):
     def _one_way(
         self, data: PrivateData, cells: list[Cells], sigma: float
     ) -> tuple[PrivateData, list[Measurement], list[Grouping]]:
-        """Measure every column's one-way marginal over its fine cells, group the cells by the
-        noisy counts (post-processing) and recode the data to the groups. Returns the coarse
-        data, the one-way measurements over the groups (merged cells weighted by their true
-        noise) and the groupings."""
+        """Measure every column's one-way marginal, at noise scale ``sigma`` in all.
+
+        A numerical column is measured twice: ``fine_share`` of its budget on the fine cells,
+        whose noisy counts group the cells into coarse ones (post-processing), the rest on the
+        coarse cells themselves. The two combine by inverse variance: a single-cell group ends
+        as precise as one measurement at ``sigma``, and a group of k fine cells far more (its
+        fine sum alone has k times the variance; a tail group of many empty cells made most of
+        the one-way error). Other columns are measured once. Returns the coarse data, the
+        one-way measurements over the groups (entries weighted by their true noise) and the
+        groupings."""
         ones: list[Measurement] = []
         groupings: list[Grouping] = []
+        fine_sigma = sigma / np.sqrt(self.fine_share)
+        coarse_sigma = sigma / np.sqrt(1 - self.fine_share)
         for i, column in enumerate(cells):
-            noisy = data.measure((i,), sigma, what=f"1-way c{i}")
-            if column.numerical:
-                grouping = group_by_mass(column, noisy, sigma, self.bins)
-            elif self.compress_categories:
-                grouping = compress_rare(noisy, 3 * sigma)
-            else:
-                grouping = Grouping.identity(len(noisy))
-            merged = grouping.merged()
-            ones.append(Measurement((i,), grouping.compress(noisy), sigma,
-                                    merged if merged.max() > 1 else None))  # fmt: skip
+            if not column.numerical:
+                noisy = data.measure((i,), sigma, what=f"1-way c{i}")
+                if self.compress_categories:
+                    grouping = compress_rare(noisy, 3 * sigma)
+                else:
+                    grouping = Grouping.identity(len(noisy))
+                merged = grouping.merged()
+                ones.append(Measurement((i,), grouping.compress(noisy), sigma,
+                                        merged if merged.max() > 1 else None))  # fmt: skip
+                groupings.append(grouping)
+                if grouping.size < len(noisy):
+                    data = data.remap(i, grouping.mapping)
+                continue
+            noisy = data.measure((i,), fine_sigma, what=f"1-way c{i} (fine cells)")
+            grouping = group_by_mass(column, noisy, fine_sigma, self.bins)
             groupings.append(grouping)
-            if grouping.size < len(noisy):
-                data = data.remap(i, grouping.mapping)
+            data = data.remap(i, grouping.mapping)
+            coarse = data.measure((i,), coarse_sigma, what=f"1-way c{i} (coarse cells)")
+            fine_variance = grouping.merged() * fine_sigma**2
+            variance = 1 / (1 / fine_variance + 1 / coarse_sigma**2)
+            y = variance * (grouping.compress(noisy) / fine_variance + coarse / coarse_sigma**2)
+            ones.append(Measurement((i,), y, coarse_sigma, variance / coarse_sigma**2))
         return data, ones, groupings
 
     def _released_codec(self, codec: Codec, state: DPState) -> Codec:

@@ -1,7 +1,8 @@
 """PrivBayes: Zhang, Cormode, Procopiuc, Srivastava & Xiao, "PrivBayes: Private Data Release via
 Bayesian Networks", ACM Transactions on Database Systems 42(4), 2017.
 
-Learns a Bayesian network greedily (exponential mechanism on n x mutual information), measures
+Learns a Bayesian network greedily (exponential mechanism on the paper's score R, the L1
+distance of a (column, parents) table from independence), measures
 each column's table with its parents and fits one mbi model to them, rather than sampling the
 noisy conditionals one by one. Budget, after a 1% record count: half to the one-way marginals,
 10% to the structure, the rest to the (column, parents) tables.
@@ -41,6 +42,37 @@ def count_information_sensitivity(n: float) -> float:
     return (n + 1) * math.log(n + 1) - n * math.log(n)
 
 
+DEPENDENCE_SENSITIVITY = 2.0
+"""Add/remove-one sensitivity of :func:`_dependence` (see there)."""
+
+
+def _dependence(counts: np.ndarray, parent_cells: int) -> float:
+    """R = 1/2 sum |c_xp - c_x c_p / n| over the joint counts laid out (parents, column): the L1
+    distance of the table from the product of its margins, in records (Zhang et al. 2017, the
+    score R for general domains, here in counts).
+
+    Add/remove-one sensitivity below 2: adding a record (x0, p0) moves c_x0p0 by 1, and the
+    product term e_xp = c_x c_p / n by -c_x c_p / (n (n + 1)) off row x0 and column p0, by
+    c_p (n - c_x0) / (n (n + 1)) on row x0 (likewise on column p0), and by
+    (n (c_x0 + c_p0 + 1) - c_x0 c_p0) / (n (n + 1)) at (x0, p0). With a = n - c_x0 and
+    b = n - c_p0 these sum in absolute value to 1 + 2ab / (n (n + 1)) < 3, so the L1 distance
+    moves by less than 4 and R by less than 2 (removal is the same step backwards). Scored on
+    n x mutual information instead, a selection's sensitivity is log(n + 1) + 1 (9.4 at 4,500
+    records) for a signal of about 2 n TVD^2 instead of n TVD: R is far sharper at the same
+    budget."""
+    joint = counts.reshape(parent_cells, -1).astype(float)
+    total = joint.sum()
+    if total <= 0:
+        return 0.0
+    outer = joint.sum(axis=1, keepdims=True) * joint.sum(axis=0, keepdims=True) / total
+    return float(np.abs(joint - outer).sum() / 2)
+
+
+def _count_information(counts: np.ndarray, parent_cells: int) -> float:
+    """n x I(X; P): the mutual information scaled by the number of records."""
+    return float(counts.sum()) * _mutual_information(counts, parent_cells)
+
+
 def _mutual_information(counts: np.ndarray, parent_cells: int) -> float:
     """I(X; P) in nats from the joint counts laid out (parents, column)."""
     joint = counts.reshape(parent_cells, -1).astype(float)
@@ -56,7 +88,11 @@ def _mutual_information(counts: np.ndarray, parent_cells: int) -> float:
 @dataclass(frozen=True, kw_only=True)
 class PrivBayes(DPGenerator):
     """PrivBayes (Zhang et al. 2017): a Bayesian network of degree ``degree`` learned greedily
-    with the exponential mechanism on mutual information, then noisy conditional tables.
+    with the exponential mechanism on the score R (or, ``score="mi"``, mutual information), then
+    noisy conditional tables. R has sensitivity below 2 for a signal of n x TVD from
+    independence; n x I has log(n + 1) + 1 for about 2 n TVD^2: on credit_data (4,454 x 14) at
+    epsilon 1 the mutual-information network lost to the independent baseline (2-way TVD 0.113
+    against 0.100).
 
     Budget: after a 1% record count, ``one_way_share`` (half) to every column's one-way marginal
     over its fine cells (which also sets its coarse cells, ``synth.dp.bins``, and is the table of
@@ -67,8 +103,9 @@ class PrivBayes(DPGenerator):
     lower 2-way TVD than 0.3 / 0.3 on real tables at epsilon 1 (credit_data 0.111 against 0.128,
     NMES1988 0.051 against 0.054, txhousing 0.199 against 0.204).
 
-    The number of records is private (add/remove neighbours), so the selection scores n * I,
-    whose sensitivity needs only an upper bound on n (:func:`count_information_sensitivity`),
+    The number of records is private (add/remove neighbours); R's sensitivity does not depend on
+    it. With ``score="mi"`` the selection scores n * I, whose sensitivity needs only an upper
+    bound on n (:func:`count_information_sensitivity`),
     not n itself. The bound is the one-way marginals' combined noisy total plus a sub-Gaussian
     tail margin that fails with probability at most ``count_delta_share`` x delta, set aside
     from delta.
@@ -86,6 +123,9 @@ class PrivBayes(DPGenerator):
     one_way_share: float = 0.5
     max_cells: int = 10_000
     iterations: int = 1000
+    score: str = "R"
+    """Structure score: ``"R"`` (the L1 distance from independence, sensitivity < 2: see
+    :func:`_dependence`) or ``"mi"`` (n x mutual information, sensitivity log(n + 1) + 1)."""
     usefulness: float = 1.0
     """theta of the paper's theta-usefulness: a (column, parents) table is only considered when
     its cells average at least theta times its noise scale (estimated from the noisy count)."""
@@ -95,6 +135,8 @@ class PrivBayes(DPGenerator):
         if self.degree < 1:
             raise ParamError(f"degree ({self.degree}) must be >= 1")
         self._check_shares("structure_share", "one_way_share", rest="the network's tables")
+        if self.score not in ("R", "mi"):
+            raise ParamError(f"score ({self.score!r}) must be 'R' or 'mi'")
 
     def _one_way_share(self, columns: int) -> float:
         return self.one_way_share if columns > 1 else 1.0
@@ -120,7 +162,11 @@ class PrivBayes(DPGenerator):
         estimate, count_sigma = count
         fail = self.delta * self.count_delta_share
         bound = estimate + count_sigma * math.sqrt(2 * math.log(1 / fail))
-        sensitivity = count_information_sensitivity(bound)
+        if self.score == "mi":
+            sensitivity = count_information_sensitivity(bound)
+            scorer = _count_information
+        else:
+            sensitivity, scorer = DEPENDENCE_SENSITIVITY, _dependence
         rest = rho * (1 - self.structure_share - self.one_way_share) if d > 1 else 0.0
         # theta-usefulness (post-processing of the noisy count): the noise of a table must not
         # swamp its counts, so its cells are capped at n / (theta * sigma)
@@ -131,8 +177,7 @@ class PrivBayes(DPGenerator):
             candidates = self._candidates(data, placed, min(self.max_cells, useful))
             pick = data.select(
                 candidates, lambda c: (*c[1], c[0]),
-                lambda c, counts: counts.sum()
-                * _mutual_information(counts, math.prod(data.shape(c[1]))),
+                lambda c, counts: scorer(counts, math.prod(data.shape(c[1]))),
                 epsilon=epsilon, sensitivity=sensitivity, what=f"network column {step + 1} of {d}",
             )  # fmt: skip
             column, parents = candidates[pick]
