@@ -170,9 +170,10 @@ class Gaussians:
     def log_ratio(self, values: np.ndarray) -> np.ndarray:
         """log N(value; inside, spread) - log N(value; outside, spread), per target (the last
         axis): linear in the value; 0 (no evidence) where a side had no fit, and where the
-        statistic never varied."""
+        statistic never varied. The spread is at least 1/20 of the gap between the means, so
+        that sides split without overlap give a large, finite ratio."""
         gap = self.inside - self.outside
-        floor = 1e-9 * (1 + np.abs(self.inside) + np.abs(self.outside))
+        floor = np.maximum(0.05 * np.abs(gap), 1e-9)  # a perfect split: a ratio of about 200
         spread = np.maximum(np.nan_to_num(self.spread), floor)
         with np.errstate(invalid="ignore"):
             ratio = gap * (np.asarray(values, float) - (self.inside + self.outside) / 2)
@@ -409,7 +410,7 @@ class Shadow(Attack):
             closest_statistic(targets, context.synthetic, context.schema)
         )
         per_target = [
-            {"row": int(train.index[r]), "group": g,
+            {"row": int(train.index[r]), "group": str(g),
              "lira_auc": roc_auc(result.lira[:, j], result.labels[:, j]),
              "lira_release": float(released[j]),
              "distance_auc": roc_auc(result.distance[:, j], result.labels[:, j]),
