@@ -9,7 +9,7 @@ module and one registry line.
 
 Metric names are relative to ``privacy.``: an attack named ``closest_distance`` reports
 ``closest_distance.auc``, logged as ``privacy.closest_distance.auc``. One attack may report
-several families (the shadow attack's two classifiers share its fits): ``families``.
+several families (the shadow attack's three scores share its fits): ``families``.
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ class AttackContext:
     generator: Any = None
     n_shadow: int = 0
     shadow_targets: int = 20
+    shadow_size: int | None = None
+    """Rows of each shadow training set (``--train-size``); None: the release's."""
     jobs: int = 1
     progress: Callable[[int, int], None] | None = None
 

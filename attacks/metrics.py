@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import beta, binom
+from scipy.stats import beta, binom, rankdata
 
 
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -34,15 +34,7 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values), float)
-    sorted_values = values[order]
-    start = 0
-    for end in range(1, len(values) + 1):
-        if end == len(values) or sorted_values[end] != sorted_values[start]:
-            ranks[order[start:end]] = (start + end + 1) / 2  # 1-based average rank
-            start = end
-    return ranks
+    return rankdata(values, method="average")
 
 
 def bootstrap_auc(
@@ -66,6 +58,36 @@ def bootstrap_auc(
         values[i] = roc_auc(resampled, both)
     tail = (1 - level) / 2
     return float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))
+
+
+def grid_bootstrap_auc(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    *,
+    seed: int = 0,
+    rounds: int = 1000,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile interval of the AUC of a (fits x targets) grid of scores, resampling fits
+    (rows) and targets (columns) independently: the pigeonhole bootstrap (Owen, "The pigeonhole
+    bootstrap", Annals of Applied Statistics 2007). Shadow scores are not independent pairs: the
+    targets of one fit share its synthetic table, and the fits of one target share the
+    statistics fitted for it; resampling pairs alone ignored both (its 95% intervals held 0.5
+    in 82-88% of null simulations, this one in at least 95%: tests/test_shadow.py)."""
+    scores, labels = np.asarray(scores, float), np.asarray(labels, bool)
+    if scores.ndim != 2 or scores.shape != labels.shape:
+        raise ValueError("grid_bootstrap_auc needs two matrices of one shape (fits x targets)")
+    if labels.all() or not labels.any():
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    fits, targets = scores.shape
+    values = np.full(rounds, np.nan)
+    for i in range(rounds):
+        rows, columns = rng.integers(0, fits, fits), rng.integers(0, targets, targets)
+        picked = np.ix_(rows, columns)
+        values[i] = roc_auc(scores[picked].ravel(), labels[picked].ravel())
+    tail = (1 - level) / 2
+    return float(np.nanquantile(values, tail)), float(np.nanquantile(values, 1 - tail))
 
 
 def _rates(scores: np.ndarray, labels: np.ndarray):
@@ -217,13 +239,21 @@ class AttackResult:
         certify: np.ndarray | None = None,
     ) -> AttackResult:
         """Every metric of ``scores``; the epsilon bound only from the entries ``certify``
-        marks (default: all), e.g. the scores of fits a classifier was not trained on."""
+        marks (default: all), e.g. the scores of fits a classifier was not trained on. Scores
+        and labels given as (fits x targets) matrices get the AUC interval of
+        :func:`grid_bootstrap_auc` (``certify`` then has the same shape)."""
         scores, labels = np.asarray(scores, float), np.asarray(labels, bool)
+        if scores.ndim == 2:
+            interval = grid_bootstrap_auc(scores, labels, seed=seed)
+            scores, labels = scores.ravel(), labels.ravel()
+            certify = None if certify is None else np.asarray(certify, bool).ravel()
+        else:
+            interval = bootstrap_auc(scores, labels, seed=seed)
         positives, negatives = int(labels.sum()), int((~labels).sum())
         keep = np.ones(len(labels), bool) if certify is None else np.asarray(certify, bool)
         return cls(
             auc=roc_auc(scores, labels),
-            auc_ci=bootstrap_auc(scores, labels, seed=seed),
+            auc_ci=interval,
             tpr_at_fpr_01=tpr_at_fpr(scores, labels, 0.01),
             tpr_at_fpr_001=tpr_at_fpr(scores, labels, 0.001),
             advantage=advantage(scores, labels),

@@ -11,15 +11,30 @@ canary of the one-run epsilon bound (``attacks.metrics.empirical_epsilon``). Eac
 task (spec, data, seed in; synthetic table out) run by joblib, one thread per worker; logging
 stays with the caller.
 
-Two attacks score the same fits:
+Three attacks score the same fits:
 
 - ``shadow_distance``: minus the target's distance to the closest synthetic record (a function
   of each fit's output alone: every pair counts for the epsilon bound).
 - ``shadow_groundhog``: per target, a classifier on naive statistics of the synthetic table
   (means, spreads, quantiles, category shares, correlations; Stadler et al., USENIX Security
   2022), cross-fitted: trained on the first half of the fits to score the second, and the other
-  way round. Only the second half's scores, from a classifier that never saw their labels,
-  enter the epsilon bound.
+  way round.
+- ``shadow_lira``: per target, Gaussians of the distance statistic over the IN and over the
+  OUT shadow fits, and the log likelihood ratio of a table under them (LiRA: Carlini et al.,
+  "Membership Inference Attacks From First Principles", IEEE S&P 2022), so that every target is
+  scored on its own scale. Cross-fitted like Groundhog for the pooled AUC; the released table
+  is scored by Gaussians fitted on every shadow fit.
+
+Held-out scores, and why they are built this way: a per-target statistic fitted on some fits
+and applied to others must not let those fits' label share set the level of the scores. The
+old Groundhog classifier's intercept carried its training half's member share, so the half
+with more members was scored at the lower level (the other half's share): below-chance AUCs
+with intervals excluding 0.5 (0.32 [0.19, 0.45] on ``identity``'s random targets). Now the
+classifier weighs both classes equally and each (target, half) block of scores is centred on
+its own median (no label used); the LiRA ratio holds no prior. Only the second half's scores,
+from statistics that never saw their labels, enter the epsilon bound. The pooled and group
+AUC intervals resample fits and targets (``attacks.metrics.grid_bootstrap_auc``): scores
+sharing a fit or a target are not independent.
 
 Targets are chosen by vulnerability (mean distance to the k nearest training records, as in
 Meeus et al., "Achilles' Heels", 2023): the top outliers, and as many random records as a
@@ -44,7 +59,7 @@ from attacks.base import (
     membership_findings,
 )
 from attacks.distance import encode, nearest_distances
-from attacks.metrics import AttackResult
+from attacks.metrics import AttackResult, roc_auc
 from attacks.threat import Access, Goal, Knowledge
 from synth.errors import ParamError
 from synth.generators import BaseGenerator
@@ -104,22 +119,109 @@ def naive_features(synthetic: pd.DataFrame, schema: Schema, categories: dict) ->
     return np.concatenate(parts)
 
 
+def halves(fits: int) -> np.ndarray:
+    """Each fit's half (0: the first ``fits // 2``, 1: the rest): a statistic fitted on one
+    half scores the other."""
+    return (np.arange(fits) >= fits // 2).astype(int)
+
+
 @dataclass
 class ShadowResult:
-    """Per fit and target: membership labels and the two attacks' scores."""
+    """Per fit and target: membership labels and the three attacks' scores."""
 
     labels: np.ndarray  # (n_shadow, n_targets) bool
     distance: np.ndarray  # (n_shadow, n_targets): higher means "member"
-    groundhog: np.ndarray  # (n_shadow, n_targets): cross-fitted member probability
+    groundhog: np.ndarray  # (n_shadow, n_targets): cross-fitted, centred per (target, half)
+    lira: np.ndarray  # (n_shadow, n_targets): cross-fitted log likelihood ratio
+    gaussians: Gaussians  # per target, fitted on every fit: scores the released table
     fits: int
 
     @property
     def certified(self) -> dict[str, np.ndarray]:
         """Per attack, the fits whose scores may enter the epsilon bound: every fit for the
-        distance attack; for Groundhog the second half, scored by a classifier trained only on
-        the first."""
-        second = np.arange(self.fits) >= self.fits // 2
-        return {"shadow_distance": np.ones(self.fits, bool), "shadow_groundhog": second}
+        distance attack; for Groundhog and LiRA the second half, scored by statistics fitted
+        on the first half only."""
+        second = halves(self.fits) == 1
+        every = np.ones(self.fits, bool)
+        return {"shadow_distance": every, "shadow_groundhog": second, "shadow_lira": second}
+
+
+@dataclass(frozen=True)
+class Gaussians:
+    """Per target, a Gaussian of a statistic over the fits that included it (``inside``) and
+    over those that did not (``outside``), one shared spread (LiRA's global-variance variant,
+    suited to few shadow fits). NaN means: no fit on that side."""
+
+    inside: np.ndarray
+    outside: np.ndarray
+    spread: np.ndarray
+
+    @classmethod
+    def fit(cls, statistic: np.ndarray, labels: np.ndarray) -> Gaussians:
+        statistic, labels = np.asarray(statistic, float), np.asarray(labels, bool)
+        ins, outs = labels.sum(axis=0), (~labels).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            inside = np.where(labels, statistic, 0).sum(axis=0) / ins
+            outside = np.where(labels, 0, statistic).sum(axis=0) / outs
+            residual = np.where(labels, statistic - inside, statistic - outside)
+            spread = np.sqrt((residual**2).sum(axis=0) / np.maximum(len(labels) - 2, 1))
+        return cls(inside, outside, spread)
+
+    def log_ratio(self, values: np.ndarray) -> np.ndarray:
+        """log N(value; inside, spread) - log N(value; outside, spread), per target (the last
+        axis): linear in the value; 0 (no evidence) where a side had no fit, and where the
+        statistic never varied. The spread is at least 1/20 of the gap between the means, so
+        that sides split without overlap give a large, finite ratio."""
+        gap = self.inside - self.outside
+        floor = np.maximum(0.05 * np.abs(gap), 1e-9)  # a perfect split: a ratio of about 200
+        spread = np.maximum(np.nan_to_num(self.spread), floor)
+        with np.errstate(invalid="ignore"):
+            ratio = gap * (np.asarray(values, float) - (self.inside + self.outside) / 2)
+            ratio = ratio / spread**2
+        return np.nan_to_num(ratio, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def lira_scores(statistic: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Cross-fitted LiRA: each half's fits scored by the Gaussians of the other half."""
+    fold = halves(len(labels))
+    scores = np.zeros(np.shape(labels))
+    for half in (0, 1):
+        scored = fold == half
+        gaussians = Gaussians.fit(statistic[~scored], labels[~scored])
+        scores[scored] = gaussians.log_ratio(statistic[scored])
+    return scores
+
+
+def groundhog_scores(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per target, a logistic regression on ``features`` weighing members and non-members
+    equally, trained on one half of the fits, scores the other half (both ways); each
+    (target, half) block of log-odds is centred on its median, so that no block's level
+    depends on a label share. 0 where the training half holds one side only."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    fold = halves(len(features))
+    scores = np.zeros(labels.shape)
+    for j in range(labels.shape[1]):
+        for half in (0, 1):
+            train, scored = fold != half, fold == half
+            y = labels[train, j]
+            if y.all() or not y.any():
+                continue
+            model = make_pipeline(
+                StandardScaler(), LogisticRegression(max_iter=1000, class_weight="balanced")
+            )
+            model.fit(features[train], y)
+            values = model.decision_function(features[scored])
+            scores[scored, j] = values - np.median(values)
+    return scores
+
+
+def closest_statistic(targets: pd.DataFrame, table: pd.DataFrame, schema: Schema) -> np.ndarray:
+    """Minus each target's distance to its closest record of ``table`` (scaled by ``table``)."""
+    encoded = encode(table, schema, table)
+    return -nearest_distances(encode(targets, schema, table), encoded, k=1)[:, 0]
 
 
 def shadow_tasks(
@@ -189,48 +291,59 @@ def shadow_attack(
         c.name: sorted(set(auxiliary[c.name].dropna().astype(str)))
         for c in schema.columns if c.kind not in ("numerical", "datetime")
     }  # fmt: skip
-    encoded_targets = [encode(targets, schema, table) for table in synthetic]
-    distance = np.vstack([
-        -nearest_distances(t, encode(table, schema, table), k=1)[:, 0]
-        for t, table in zip(encoded_targets, synthetic, strict=True)
-    ])  # fmt: skip
+    distance = np.vstack([closest_statistic(targets, table, schema) for table in synthetic])
     features = np.vstack([naive_features(table, schema, categories) for table in synthetic])
-    groundhog = _cross_fitted(features, labels)
-    return ShadowResult(labels, distance, groundhog, n_shadow)
+    return ShadowResult(
+        labels=labels,
+        distance=distance,
+        groundhog=groundhog_scores(features, labels),
+        lira=lira_scores(distance, labels),
+        gaussians=Gaussians.fit(distance, labels),
+        fits=n_shadow,
+    )
 
 
-def _cross_fitted(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Per target, a classifier trained on one half of the fits scores the other half, both
-    ways; 0.5 where a half has no fit on one side of the target's membership."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    fits = len(features)
-    halves = [np.arange(fits) < fits // 2, np.arange(fits) >= fits // 2]
-    scores = np.full(labels.shape, 0.5)
-    for j in range(labels.shape[1]):
-        for train, scored in (halves, halves[::-1]):
-            y = labels[train, j]
-            if y.all() or not y.any():
-                continue
-            model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-            model.fit(features[train], y)
-            scores[scored, j] = model.predict_proba(features[scored])[:, 1]
-    return scores
-
-
-def shadow_set_size(n_train: int, n_holdout: int, shadow_targets: int) -> int:
-    """Rows of each shadow training set: half the holdout (the attacker's auxiliary data), and
-    room for every target; refuses a holdout too small for that."""
+def shadow_set_size(
+    n_train: int, n_holdout: int, shadow_targets: int, *, requested: int | None = None
+) -> int:
+    """Rows of each shadow training set (on average): ``requested`` (``--train-size``), else
+    the release's ``n_train``, or as close to it as the holdout (the attacker's auxiliary data,
+    which supplies each set's base of ``size - targets // 2`` rows) allows. Refuses a size the
+    holdout cannot supply or too small to hold the targets."""
     targets = min(2 * shadow_targets, n_train)
-    size = max(targets + 10, n_holdout // 2)
-    if size > n_holdout:
+    least = targets + 10
+    if requested is not None:
+        if requested < least:
+            raise ParamError(
+                f"--train-size ({requested}) must be >= {least}: the shadow sets hold up to "
+                f"{targets} targets and a base of at least 10 rows"
+            )
+        if requested - targets // 2 > n_holdout:
+            raise ParamError(
+                f"--train-size ({requested}) needs a base of {requested - targets // 2} rows "
+                f"from the holdout, which has {n_holdout}: use a larger --holdout or a smaller "
+                "--train-size"
+            )
+        return requested
+    size = min(n_train, n_holdout + targets // 2)
+    if size < least:
         raise ParamError(
-            f"the shadow attack draws training sets of {size} rows from the holdout, which has "
-            f"{n_holdout}: use a larger --holdout or fewer --shadow-targets"
+            f"the shadow attack draws training sets of {least} rows or more from the holdout, "
+            f"which has {n_holdout}: use a larger --holdout or fewer --shadow-targets"
         )
     return size
+
+
+def size_note(shadow_size: int, release_size: int) -> str:
+    """What the report says when the shadow sets and the release differ in size."""
+    if shadow_size == release_size:
+        return ""
+    fewer = "fewer" if shadow_size < release_size else "more"
+    return (
+        f"shadow training sets of {shadow_size} rows (on average), the release's of "
+        f"{release_size}: the attack studies fits on {fewer} rows than the released model's "
+        "(--train-size sets it)"
+    )
 
 
 class Shadow(Attack):
@@ -241,8 +354,8 @@ class Shadow(Attack):
     name: ClassVar[str] = "shadow"
     goal: ClassVar[Goal] = "membership"
     access: ClassVar[Access] = "black_box"
-    families: ClassVar[tuple[str, ...]] = ("shadow_distance", "shadow_groundhog")
-    key_metrics: ClassVar[Mapping[str, str]] = {"shadow_groundhog.auc": "shadow"}
+    families: ClassVar[tuple[str, ...]] = ("shadow_distance", "shadow_groundhog", "shadow_lira")
+    key_metrics: ClassVar[Mapping[str, str]] = {"shadow_lira.auc": "shadow"}
     summary: ClassVar[str] = "shadow fits with and without each target (black box)"
 
     def applies(self, context: AttackContext) -> bool:
@@ -258,44 +371,55 @@ class Shadow(Attack):
             size = len(auxiliary) + len(rows) // 2
         else:  # the attacker's auxiliary data: the holdout
             auxiliary = context.holdout
-            size = shadow_set_size(len(train), len(context.holdout), context.shadow_targets)
+            size = shadow_set_size(
+                len(train), len(context.holdout), context.shadow_targets,
+                requested=context.shadow_size,
+            )  # fmt: skip
+        targets = train.iloc[rows]
         result = shadow_attack(
-            context.generator, context.schema, auxiliary, train.iloc[rows],
+            context.generator, context.schema, auxiliary, targets,
             n_shadow=context.n_shadow, shadow_size=size, seed=seed, jobs=context.jobs,
             knowledge=context.knowledge, progress=context.progress,
         )  # fmt: skip
+        note = size_note(size, len(train))
         findings: list[Finding] = []
         bounds = {}
         for family, matrix in (
+            ("shadow_lira", result.lira),
             ("shadow_distance", result.distance),
             ("shadow_groundhog", result.groundhog),
         ):
             certified = result.certified[family]
             pooled = AttackResult.of(
-                matrix.ravel(), result.labels.ravel(), seed=seed, delta=context.delta,
-                certify=np.repeat(certified, matrix.shape[1]),
+                matrix, result.labels, seed=seed, delta=context.delta,
+                certify=np.broadcast_to(certified[:, None], matrix.shape),
             )  # fmt: skip
             findings += membership_findings(family, pooled)
             shared = f"{len(rows)} targets share each fit"
             if not certified.all():
-                shared += "; only the fits the classifier was not trained on"
+                shared += "; only the half of the fits its statistics were not fitted on"
             bounds[family] = bound_note(
                 int(certified.sum()) * len(rows), int(certified.sum()), pooled, shared
-            )
+            ) + (f"; {note}" if note else "")
             for group in ("outlier", "random"):
                 mask = groups == group
-                part = AttackResult.of(
-                    matrix[:, mask].ravel(), result.labels[:, mask].ravel(), seed=seed
-                )
+                part = AttackResult.of(matrix[:, mask], result.labels[:, mask], seed=seed)
                 findings.append(Finding(f"{family}.{group}.auc", part.auc, ci=part.auc_ci,
                                         baseline=0.5, help=f"{group} targets"))  # fmt: skip
+        released = result.gaussians.log_ratio(
+            closest_statistic(targets, context.synthetic, context.schema)
+        )
         per_target = [
-            {"row": int(train.index[r]), "group": g,
-             "distance_auc": AttackResult.of(result.distance[:, j], result.labels[:, j]).auc}
+            {"row": int(train.index[r]), "group": str(g),
+             "lira_auc": roc_auc(result.lira[:, j], result.labels[:, j]),
+             "lira_release": float(released[j]),
+             "distance_auc": roc_auc(result.distance[:, j], result.labels[:, j]),
+             "groundhog_auc": roc_auc(result.groundhog[:, j], result.labels[:, j])}
             for j, (r, g) in enumerate(zip(rows, groups, strict=True))
         ]  # fmt: skip
         pooled_scores = {
             "labels": result.labels.ravel().tolist(),
+            "shadow_lira": result.lira.ravel().tolist(),
             "shadow_distance": result.distance.ravel().tolist(),
             "shadow_groundhog": result.groundhog.ravel().tolist(),
         }
@@ -303,5 +427,8 @@ class Shadow(Attack):
             findings=tuple(findings),
             bounds=bounds,
             costs={"generator_fits": float(result.fits)},
-            details={"fits": result.fits, "targets": per_target, "scores": pooled_scores},
-        )
+            details={
+                "fits": result.fits, "targets": per_target, "scores": pooled_scores,
+                "train_size": size, "release_train_size": len(train), "size_note": note,
+            },
+        )  # fmt: skip

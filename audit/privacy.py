@@ -37,6 +37,7 @@ class AttackSettings:
     shadow_targets: int = 20
     jobs: int = 1
     knowledge: str = "auxiliary"  # the shadow attacker's (attacks.threat)
+    train_size: int | None = None  # rows of each shadow training set; None: the release's
 
     def check(self, columns, *, rows: int | None = None, holdout: float | None = None) -> None:
         """Validate the settings; with the table's size and holdout share, also that the shadow
@@ -53,6 +54,13 @@ class AttackSettings:
             raise ParamError(
                 f"--knowledge ({self.knowledge}) must be one of: {', '.join(KNOWLEDGE)}"
             )
+        if self.train_size is not None and self.knowledge != "auxiliary":
+            raise ParamError(
+                "--train-size applies to --knowledge auxiliary: an all_but_one attacker's "
+                "shadow sets are the training set without the targets"
+            )
+        if self.train_size is not None and self.train_size < 1:
+            raise ParamError(f"--train-size ({self.train_size}) must be >= 1")
         if (
             self.n_shadow
             and rows is not None
@@ -61,7 +69,7 @@ class AttackSettings:
         ):
             rest = rows - canary_count(self, rows)  # canaries out of the holdout only add to it
             held = holdout_size(rest, holdout)
-            shadow_set_size(rows - held, held, self.shadow_targets)
+            shadow_set_size(rows - held, held, self.shadow_targets, requested=self.train_size)
         unknown = [s for s in self.secrets if s not in set(columns)]
         if unknown:
             raise ParamError(f"--secret names no column: {', '.join(unknown)}")
@@ -108,7 +116,8 @@ def privacy_scores(
         labels=labels, reference=holdout[~holdout.index.isin(targets.index)], seed=settings.seed,
         delta=delta, coin=canaries is not None, secrets=settings.secrets,
         knowledge=cast(Knowledge, settings.knowledge), generator=spec, n_shadow=settings.n_shadow,
-        shadow_targets=settings.shadow_targets, jobs=settings.jobs, progress=progress,
+        shadow_targets=settings.shadow_targets, shadow_size=settings.train_size, jobs=settings.jobs,
+        progress=progress,
     )  # fmt: skip
     chosen = [attack for attack in ATTACKS.values() if attack.applies(context)]
     step = stage or (lambda done, total: None)

@@ -447,18 +447,36 @@ def exposed(privacy: dict[str, Any], records: dict[str, list[Any]]) -> tuple[lis
 
 
 def _exposed_by_shadow(shadow: dict[str, Any]) -> tuple[list[str], Rows, str]:
-    ranked = [t for t in shadow["targets"] if math.isfinite(float(t["distance_auc"]))]
-    ranked.sort(key=lambda t: -float(t["distance_auc"]))
+    key = "lira_auc" if shadow["targets"] and "lira_auc" in shadow["targets"][0] else "distance_auc"
+    ranked = [t for t in shadow["targets"] if math.isfinite(float(t[key]))]
+    ranked.sort(key=lambda t: -float(t[key]))
     left_out = len(shadow["targets"]) - len(ranked)
-    header = ["rank", "row", "group", "shadow distance AUC"]
-    rows: Rows = [
-        [i + 1, int(t["row"]), str(t["group"]), fmt(float(t["distance_auc"]))]
-        for i, t in enumerate(ranked[:TOP_EXPOSED])
-    ]
+    if key == "lira_auc":
+        header = ["rank", "row", "group", "shadow LiRA AUC", "release log ratio", "distance AUC"]
+        rows: Rows = [
+            [i + 1, int(t["row"]), str(t["group"]), fmt(float(t["lira_auc"])),
+             fmt(float(t["lira_release"])), fmt(float(t["distance_auc"]))]
+            for i, t in enumerate(ranked[:TOP_EXPOSED])
+        ]  # fmt: skip
+    else:
+        header = ["rank", "row", "group", "shadow distance AUC"]
+        rows = [
+            [i + 1, int(t["row"]), str(t["group"]), fmt(float(t["distance_auc"]))]
+            for i, t in enumerate(ranked[:TOP_EXPOSED])
+        ]
     how = (
         f"Ranked by each shadow target's own membership AUC over {shadow.get('fits', '?')} "
-        "shadow fits (1: the attacker always tells whether it was in)."
+        "shadow fits (1: the attacker always tells whether it was in)"
     )
+    how += (
+        "; LiRA: Gaussians of the closest distance over the fits with and without the target, "
+        "fitted on one half of the fits, scoring the other (Carlini et al. 2022). The release log "
+        "ratio scores the released table (> 0: it looks trained on the target)."
+        if key == "lira_auc"
+        else "."
+    )
+    if shadow.get("size_note"):
+        how += f" Note: {shadow['size_note']}."
     if left_out:
         how += f" {left_out} targets had no AUC (in all or none of the shadow sets)."
     return header, rows, how

@@ -90,6 +90,9 @@ NShadowOpt = Annotated[int, typer.Option(
 ShadowTargetsOpt = Annotated[int, typer.Option(
     "--shadow-targets", help="Outlier (and as many random) targets.")]
 JobsOpt = Annotated[int, typer.Option("--jobs", help="Shadow fits run side by side.")]
+TrainSizeOpt = Annotated[int | None, typer.Option(
+    "--train-size", help="Rows of each shadow training set (default: the release's, or as "
+    "close as the holdout allows; the report says when they differ).")]
 KnowledgeOpt = Annotated[str, typer.Option(
     "--knowledge", help="Shadow attacker's data: auxiliary (a population sample, the holdout) or "
     "all_but_one (every training record but the targets: the DP worst case).")]
@@ -157,7 +160,7 @@ def audit(
     output: AuditOutOpt = None, n_shadow: NShadowOpt = 0,
     shadow_targets: ShadowTargetsOpt = 20, jobs: JobsOpt = 1,
     knowledge: KnowledgeOpt = "auxiliary", policy: PolicyOpt = None,
-    report: ReportOpt = None, show_real: ShowRealOpt = False,
+    report: ReportOpt = None, show_real: ShowRealOpt = False, train_size: TrainSizeOpt = None,
 ) -> int:  # fmt: skip
     """Audit a generator before release: fit it, score the synthetic table, run the privacy
     attacks, apply the release policy, write the report; log everything to one run.
@@ -166,7 +169,9 @@ def audit(
     from reports.terminal import print_audit
     from synth.registry import parse_params
 
-    attacks = _attacks(seed, n_targets, secret, n_shadow, shadow_targets, jobs, knowledge)
+    attacks = _attacks(
+        seed, n_targets, secret, n_shadow, shadow_targets, jobs, knowledge, train_size
+    )
     result = _run_job(GenerateConfig(
         data=data, generator=generator, params=parse_params(param), epsilon=epsilon, delta=delta,
         output=output, seed=seed, schema=schema_file, threads=threads, holdout=holdout,
@@ -324,12 +329,12 @@ def ui(
 
 def _attacks(seed: int, n_targets: int, secret: list[str] | None, n_shadow: int = 0,
              shadow_targets: int = 20, jobs: int = 1, knowledge: str = "auxiliary",
-             ) -> AttackSettings:  # fmt: skip
+             train_size: int | None = None) -> AttackSettings:  # fmt: skip
     from audit.privacy import AttackSettings
 
     return AttackSettings(
         n_targets=n_targets, secrets=tuple(secret or ()), seed=seed, n_shadow=n_shadow,
-        shadow_targets=shadow_targets, jobs=jobs, knowledge=knowledge,
+        shadow_targets=shadow_targets, jobs=jobs, knowledge=knowledge, train_size=train_size,
     )  # fmt: skip
 
 

@@ -138,10 +138,8 @@ def pages(report, tmp_path_factory) -> dict[str, tuple[str, str]]:
 def _exposed_rows(report: AuditReport, shadow: bool) -> list[int]:
     """The rows the report must list, ranked as the audit's results rank them."""
     if shadow:
-        targets = [
-            t for t in report.privacy["shadow"]["targets"] if math.isfinite(t["distance_auc"])
-        ]
-        return [t["row"] for t in sorted(targets, key=lambda t: -t["distance_auc"])][:10]
+        targets = [t for t in report.privacy["shadow"]["targets"] if math.isfinite(t["lira_auc"])]
+        return [t["row"] for t in sorted(targets, key=lambda t: -t["lira_auc"])][:10]
     records = pd.DataFrame(report.privacy["records"])
     members = records[records["member"]].sort_values(
         "closest_distance_score", ascending=False, kind="mergesort"
