@@ -24,6 +24,7 @@ import pandas as pd
 
 from attacks.metrics import RULES, AttackResult
 from attacks.threat import Access, Goal, Knowledge, ThreatModel
+from synth.parallel import FitRunner
 from synth.schema import Schema
 
 
@@ -53,6 +54,7 @@ class AttackContext:
     shadow_targets: int = 20
     jobs: int = 1
     progress: Callable[[int, int], None] | None = None
+    runner: FitRunner | None = None  # where shadow fits run (None: ``jobs`` local processes)
 
     @property
     def members(self) -> pd.DataFrame:
