@@ -34,7 +34,7 @@ from audit.tracking import RunLog, RunStore, Tracker, flatten
 from synth.errors import SynthguardError
 from synth.generators import BaseGenerator, FittedGenerator
 from synth.io import Outputs, digest, lineage
-from synth.parallel import FitRunner
+from synth.parallel import ClusterLost, FitRunner
 from synth.runtime import child_seeds
 from synth.schema import Schema
 
@@ -335,13 +335,19 @@ def _attack(
     shadow fits made and read from the cache (``cost.shadow_fits_made``, ``_reused``)."""
     budget = job.spec.budget
     before = (runner.made, runner.reused) if runner is not None else (0, 0)
-    scores, records = privacy_scores(
-        split.train, split.holdout, synthetic, job.schema, settings,
-        delta=budget.delta if budget is not None else 0.0, spec=job.spec,
-        progress=lambda done, total: report("shadow fits", done, total),
-        canaries=split.canaries(frame),
-        stage=lambda done, total: report("privacy attacks", done, total), runner=runner,
-    )  # fmt: skip
+    try:
+        scores, records = privacy_scores(
+            split.train, split.holdout, synthetic, job.schema, settings,
+            delta=budget.delta if budget is not None else 0.0, spec=job.spec,
+            progress=lambda done, total: report("shadow fits", done, total),
+            canaries=split.canaries(frame),
+            stage=lambda done, total: report("privacy attacks", done, total), runner=runner,
+        )  # fmt: skip
+    except ClusterLost as error:
+        if runner is None or runner.cache is None:
+            raise
+        again = f"--resume {run.run_id}" if job.command == "audit" else "the same command"
+        raise ClusterLost(f"{error}; the fits made are cached: finish with {again}") from None
     if runner is not None and settings.n_shadow:
         run.log_metrics({"cost.shadow_fits_made": runner.made - before[0],
                          "cost.shadow_fits_reused": runner.reused - before[1]})  # fmt: skip

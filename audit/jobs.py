@@ -427,10 +427,10 @@ def run_compare(
         return children[generator_name].name if report else f"{generator_name}.html"
 
     with (
+        _fit_runner(config.attacks) as runner,  # a cluster that does not answer: no run yet
         tracker.run(f"compare · {name}", tags=tags) as parent,
         _workdir() as work,
         outputs,
-        _fit_runner(config.attacks) as runner,
     ):
         parent.log_params({"generators": names, "seed": config.seed, "holdout": config.holdout,
                            "n_targets": config.attacks.n_targets,

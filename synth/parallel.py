@@ -218,6 +218,11 @@ def check_reachable(address: str, *, timeout: float = 5.0) -> None:
         ) from None
 
 
+class ClusterLost(SynthguardError):
+    """The Ray cluster (or a node, or the connection to it) was lost while fits ran; the fits
+    finished before are in the cache."""
+
+
 def _ray_fit(table, spec, schema, positions, data, rows: int, seed: int):
     """A Ray task: rebuild the training rows from the pooled table, fit, sample."""
     train = data if positions is None else table.iloc[positions].reset_index(drop=True)
@@ -316,6 +321,9 @@ class FitRunner:
         if ray.is_initialized():
             return
         check_reachable(self.address)
+        # Ray's core logs its own errors to stderr (a lost node: one line per task); the runner
+        # reports what matters in one line (ClusterLost)
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
         try:
             ray.init(
                 address=self.address, log_to_driver=False, logging_level=logging.ERROR,
@@ -327,6 +335,13 @@ class FitRunner:
                 f"cannot join the Ray cluster at {self.address}: {reason}"
             ) from None
         self._connected = True
+
+    def _check_alive(self) -> None:
+        assert self.address is not None
+        try:
+            check_reachable(self.address, timeout=5.0)
+        except SynthguardError:
+            raise ConnectionError("the head node does not answer") from None
 
     def _on_ray(
         self, tasks: Sequence[FitTask], order: Sequence[int]
@@ -351,9 +366,21 @@ class FitRunner:
         mine = synthguard_version()
         try:
             while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                i = pending.pop(ready[0])
-                synthetic, theirs = ray.get(ready[0])
+                try:
+                    ready, _ = ray.wait(list(pending), num_returns=1, timeout=5.0)
+                    if not ready:  # a lost head node stalls every task: ask it
+                        self._check_alive()
+                        continue
+                    i = pending.pop(ready[0])
+                    synthetic, theirs = ray.get(ready[0])
+                except ray.exceptions.RayTaskError:
+                    raise  # the fit's own error (also an instance of its type), as locally
+                except (ray.exceptions.RayError, ConnectionError) as error:
+                    first = str(error).splitlines()[0] if str(error) else ""
+                    raise ClusterLost(
+                        f"the Ray cluster at {self.address} was lost during the shadow fits "
+                        f"({type(error).__name__}: {first[:200]})"
+                    ) from None
                 if theirs != mine:
                     raise SynthguardError(
                         f"a Ray worker runs synthguard {theirs}, this process {mine}: install "
