@@ -321,9 +321,6 @@ class FitRunner:
         if ray.is_initialized():
             return
         check_reachable(self.address)
-        # Ray's core logs its own errors to stderr (a lost node: one line per task); the runner
-        # reports what matters in one line (ClusterLost)
-        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
         try:
             ray.init(
                 address=self.address, log_to_driver=False, logging_level=logging.ERROR,
