@@ -175,6 +175,7 @@ def ray_address():
         assert not left, f"Ray processes left behind: {[p.pid for p in left]}"
 
 
+@pytest.mark.slow  # a real cluster / a real Ctrl-C, and full audits
 def test_an_audit_on_a_ray_cluster_equals_the_local_one(
     ray_address: str, tmp_path: Path, cli_in_process, tmp_path_factory
 ) -> None:
@@ -228,6 +229,7 @@ def _foreground() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C works even if pytest ignores it
 
 
+@pytest.mark.slow  # a real cluster / a real Ctrl-C, and full audits
 def test_an_interrupted_audit_resumed_equals_one_never_stopped(
     tmp_path: Path, cli_in_process, tmp_path_factory
 ) -> None:
