@@ -49,4 +49,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/scorecard.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) mlflow.db mlruns .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(DEMO_DIR) mlflow.db mlruns synthguard-fits .pytest_cache .ruff_cache .mypy_cache

@@ -24,6 +24,7 @@ import pandas as pd
 
 from attacks.metrics import RULES, AttackResult
 from attacks.threat import Access, Goal, Knowledge, ThreatModel
+from synth.parallel import FitRunner
 from synth.schema import Schema
 
 
@@ -55,6 +56,7 @@ class AttackContext:
     """Rows of each shadow training set (``--train-size``); None: the release's."""
     jobs: int = 1
     progress: Callable[[int, int], None] | None = None
+    runner: FitRunner | None = None  # where shadow fits run (None: ``jobs`` local processes)
 
     @property
     def members(self) -> pd.DataFrame:

@@ -8,8 +8,9 @@ at once, instead of N fits per target as in TAPAS (Houssiau et al. 2022). Adding
 a base row for the target) makes neighbouring shadow sets differ by one record, the add/remove
 relation of the DP claims they test; with independent coins every (fit, target) pair is a
 canary of the one-run epsilon bound (``attacks.metrics.empirical_epsilon``). Each fit is a pure
-task (spec, data, seed in; synthetic table out) run by joblib, one thread per worker; logging
-stays with the caller.
+task (spec, data, seed in; synthetic table out) run by ``synth.parallel.FitRunner`` (local
+processes or a Ray cluster, one thread per fit, finished fits cached); logging stays with the
+caller.
 
 Three attacks score the same fits:
 
@@ -63,6 +64,7 @@ from attacks.metrics import AttackResult, roc_auc
 from attacks.threat import Access, Goal, Knowledge
 from synth.errors import ParamError
 from synth.generators import BaseGenerator
+from synth.parallel import FitRunner
 from synth.schema import Schema, as_number
 
 
@@ -265,6 +267,7 @@ def shadow_attack(
     jobs: int = 1,
     knowledge: Knowledge = "auxiliary",
     progress: Callable[[int, int], None] | None = None,
+    runner: FitRunner | None = None,
 ) -> ShadowResult:
     """Run the shared-fit shadow attack on ``targets`` with ``n_shadow`` generator fits.
 
@@ -272,20 +275,14 @@ def shadow_attack(
     set is ``shadow_size - len(targets) // 2`` rows drawn from ``auxiliary`` (so ``shadow_size``
     rows on average) plus the targets drawn in; with ``"all_but_one"``, ``auxiliary`` is the
     training set without the targets, used whole, so the shadow sets differ only in the targets
-    (the neighbouring datasets of the DP game)."""
-    from joblib import Parallel, delayed
-
+    (the neighbouring datasets of the DP game). ``runner`` runs the fits (default: ``jobs``
+    local processes, no cache)."""
     labels, tasks = shadow_tasks(
         spec, schema, auxiliary, targets, n_shadow=n_shadow, shadow_size=shadow_size, seed=seed,
         knowledge=knowledge,
     )  # fmt: skip
-    synthetic = []
-    report = progress or (lambda done, total: None)
-    batch = max(1, jobs)
-    for start in range(0, n_shadow, batch):  # batches: progress between them
-        chunk = tasks[start : start + batch]
-        synthetic += Parallel(n_jobs=jobs)(delayed(task)() for task in chunk)
-        report(len(synthetic), n_shadow)
+    # local processes, or a Ray cluster; cached fits are read, not made (synth.parallel)
+    synthetic = (runner or FitRunner(jobs=jobs)).run(tasks, progress)
 
     categories = {
         c.name: sorted(set(auxiliary[c.name].dropna().astype(str)))
@@ -379,7 +376,7 @@ class Shadow(Attack):
         result = shadow_attack(
             context.generator, context.schema, auxiliary, targets,
             n_shadow=context.n_shadow, shadow_size=size, seed=seed, jobs=context.jobs,
-            knowledge=context.knowledge, progress=context.progress,
+            knowledge=context.knowledge, progress=context.progress, runner=context.runner,
         )  # fmt: skip
         note = size_note(size, len(train))
         findings: list[Finding] = []

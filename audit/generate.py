@@ -15,6 +15,7 @@ report (``render``, supplied by the composition root, since ``audit`` does not i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Collection
@@ -25,13 +26,15 @@ from typing import Any
 import pandas as pd
 
 from audit.gate import Policy, Verdict, guarantee, release_card, release_markdown
-from audit.privacy import AttackSettings, canary_count, privacy_scores
+from audit.privacy import AttackSettings, canary_count, fit_runner, privacy_scores
 from audit.scorecard import build_scorecard
 from audit.scores import Scorecard
 from audit.split import Split, split_holdout
-from audit.tracking import RunLog, RunStore, Tracker
+from audit.tracking import RunLog, RunStore, Tracker, flatten
+from synth.errors import SynthguardError
 from synth.generators import BaseGenerator, FittedGenerator
 from synth.io import Outputs, digest, lineage
+from synth.parallel import ClusterLost, FitRunner
 from synth.runtime import child_seeds
 from synth.schema import Schema
 
@@ -66,6 +69,10 @@ class GenerateJob:
     command: str = "generate"
     parent_run: str | None = None  # a child run of this run (compare)
     lineage: dict[str, str] | None = None  # keyed digest of the table as read (synth.io.lineage)
+    runner: FitRunner | None = None
+    """Where the shadow fits run, and their cache; without one, the job makes its own from
+    ``attacks`` (cache beside the MLflow store) and closes it when the run has ended."""
+    resume: str | None = None  # an interrupted run of the same job to log into again
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,6 +143,24 @@ def run_generate(
     outputs = job.outputs if job.outputs is not None else plan_outputs(job, Outputs())
     spec.load_libraries()  # the heavy imports before the run exists: Ctrl-C there leaves none
     runs = store if store is not None else Tracker(tracking_uri, experiment)
+    if job.resume is not None:  # before anything is fitted: the same job, or one clear error
+        _check_resume(runs.resumable(job.resume, job.command), job, split, seeds)
+    with contextlib.ExitStack() as stack:
+        runner = job.runner
+        if runner is None and job.attacks is not None and job.attacks.n_shadow:
+            runner = stack.enter_context(fit_runner(job.attacks, runs.uri))
+        result = _run(job, runs, runner, frame, split, seeds, keyed, outputs, report)
+    if job.outputs is None:  # the job planned its own files: commit them now the run has ended
+        outputs.commit()
+    return result
+
+
+def _run(
+    job: GenerateJob, runs: RunStore, runner: FitRunner | None, frame: pd.DataFrame,
+    split: Split, seeds: _Seeds, keyed: dict[str, str] | None, outputs: Outputs,
+    report: StageProgress,
+) -> GenerateResult:  # fmt: skip
+    spec = job.spec
     run_started = time.perf_counter()
     tags = {
         "synthguard.command": job.command,
@@ -147,7 +172,9 @@ def run_generate(
     verdict: Verdict | None = None
     card_path: Path | None = None
     reports: tuple[Path, ...] = ()
-    with runs.run(f"{spec.name} · {job.dataset}", tags=tags, parent=job.parent_run) as run:
+    with runs.run(
+        f"{spec.name} · {job.dataset}", tags=tags, parent=job.parent_run, resume=job.resume
+    ) as run:
         _log_setup(run, job, split, seeds)
         model, rows, rows_source = _fit(run, job, split, seeds, report)
         report("sample", 0, rows)
@@ -164,7 +191,7 @@ def run_generate(
         card = _score(run, job, split, synthetic, report)
         privacy: dict[str, Any] = {}
         if card is not None and job.attacks is not None:
-            privacy = _attack(run, job, job.attacks, split, frame, synthetic, card, report)
+            privacy = _attack(run, job, job.attacks, split, frame, synthetic, card, report, runner)
         threats = privacy.pop("threat_models", {})
         if card is not None and job.json_out is not None:
             outputs.write_text(job.json_out, card.to_json())
@@ -193,8 +220,6 @@ def run_generate(
             report("report", 1, 1)
         model_id = _log_release(run, job, model, synthetic, report)
 
-    if job.outputs is None:  # the job planned its own files: commit them now the run has ended
-        outputs.commit()
     return GenerateResult(
         synthetic=synthetic, output=job.output, rows=rows, fit_seconds=model.fit_seconds,
         sample_seconds=sample_seconds, run_id=run.run_id, tracking_uri=runs.uri,
@@ -203,16 +228,41 @@ def run_generate(
     )  # fmt: skip
 
 
+def _setup_params(job: GenerateJob, split: Split, seeds: _Seeds) -> dict[str, Any]:
+    """The spec, seeds, sizes and (in an audit) the attacks: what makes the run's numbers."""
+    params: dict[str, Any] = {
+        "generator": job.spec.name, "spec": job.spec.params(), "seed": job.seed,
+        "seed.split": seeds.split, "seed.fit": seeds.fit, "seed.sample": seeds.sample,
+        "n_train": len(split.train), "n_holdout": len(split.holdout),
+        "holdout": job.holdout, "stratify": job.stratify or "", "threads": job.threads,
+    }  # fmt: skip
+    if job.attacks is not None:  # where the fits run (backend, jobs) changes no number
+        settings = job.attacks
+        params["attacks"] = {
+            "n_targets": settings.n_targets, "secrets": settings.secrets,
+            "n_shadow": settings.n_shadow, "shadow_targets": settings.shadow_targets,
+            "knowledge": settings.knowledge,
+        }  # fmt: skip
+    return params
+
+
+def _check_resume(logged: dict[str, str], job: GenerateJob, split: Split, seeds: _Seeds) -> None:
+    """Refuse to resume a run with a job that differs from the one that started it."""
+    wanted = flatten(_setup_params(job, split, seeds))
+    differ = [
+        f"{k} ({logged[k]} there, {v} here)" for k, v in wanted.items()
+        if k in logged and logged[k] != v
+    ]  # fmt: skip
+    if differ:
+        raise SynthguardError(
+            f"--resume {job.resume}: that run was started with other settings: "
+            + "; ".join(differ[:5])
+        )
+
+
 def _log_setup(run: RunLog, job: GenerateJob, split: Split, seeds: _Seeds) -> None:
     """The spec, seeds and sizes; the split's lineage (digests and row positions, no values)."""
-    run.log_params(
-        {
-            "generator": job.spec.name, "spec": job.spec.params(), "seed": job.seed,
-            "seed.split": seeds.split, "seed.fit": seeds.fit, "seed.sample": seeds.sample,
-            "n_train": len(split.train), "n_holdout": len(split.holdout),
-            "holdout": job.holdout, "stratify": job.stratify or "", "threads": job.threads,
-        }
-    )  # fmt: skip
+    run.log_params(_setup_params(job, split, seeds))
     for context, part in (("training", split.train), ("holdout", split.holdout)):
         if len(part):
             run.log_dataset(
@@ -278,18 +328,29 @@ def _score(
 
 def _attack(
     run: RunLog, job: GenerateJob, settings: AttackSettings, split: Split, frame: pd.DataFrame,
-    synthetic: pd.DataFrame, card: Scorecard, report: StageProgress,
+    synthetic: pd.DataFrame, card: Scorecard, report: StageProgress, runner: FitRunner | None,
 ) -> dict[str, Any]:  # fmt: skip
     """Every registered attack that applies, on the split's canaries; their scores join
-    ``card``; per-record results (row positions) and threat models logged as artifacts."""
+    ``card``; per-record results (row positions) and threat models logged as artifacts; the
+    shadow fits made and read from the cache (``cost.shadow_fits_made``, ``_reused``)."""
     budget = job.spec.budget
-    scores, records = privacy_scores(
-        split.train, split.holdout, synthetic, job.schema, settings,
-        delta=budget.delta if budget is not None else 0.0, spec=job.spec,
-        progress=lambda done, total: report("shadow fits", done, total),
-        canaries=split.canaries(frame),
-        stage=lambda done, total: report("privacy attacks", done, total),
-    )  # fmt: skip
+    before = (runner.made, runner.reused) if runner is not None else (0, 0)
+    try:
+        scores, records = privacy_scores(
+            split.train, split.holdout, synthetic, job.schema, settings,
+            delta=budget.delta if budget is not None else 0.0, spec=job.spec,
+            progress=lambda done, total: report("shadow fits", done, total),
+            canaries=split.canaries(frame),
+            stage=lambda done, total: report("privacy attacks", done, total), runner=runner,
+        )  # fmt: skip
+    except ClusterLost as error:
+        if runner is None or runner.cache is None:
+            raise
+        again = f"--resume {run.run_id}" if job.command == "audit" else "the same command"
+        raise ClusterLost(f"{error}; the fits made are cached: finish with {again}") from None
+    if runner is not None and settings.n_shadow:
+        run.log_metrics({"cost.shadow_fits_made": runner.made - before[0],
+                         "cost.shadow_fits_reused": runner.reused - before[1]})  # fmt: skip
     logged = set(card.metrics())
     card.extend(scores)
     run.log_json(records["threat_models"], "threat_models.json")

@@ -42,7 +42,7 @@ from audit.generate import (
     plan_outputs,
     run_generate,
 )
-from audit.privacy import AttackSettings, privacy_scores
+from audit.privacy import AttackSettings, fit_runner, privacy_scores
 from audit.scorecard import build_scorecard
 from audit.scores import Scorecard, key_metrics
 from audit.split import check_split_options
@@ -60,6 +60,7 @@ from synth.io import (
     load_table,
     safe_name,
 )
+from synth.parallel import FitRunner
 from synth.registry import generator_class, make_generator, parse_params
 from synth.runtime import SEED_MAX, check_threads, set_process_threads
 from synth.schema import Schema
@@ -130,6 +131,8 @@ class GenerateConfig:
     policy: Path | None = None
     report: Path | None = None
     show_real: bool = False
+    resume: str | None = None
+    """An interrupted audit's MLflow run id: log into it again, its shadow fits from the cache."""
     spec: BaseGenerator = field(init=False, repr=False, compare=False)
     """The generator spec ``generator`` and ``params`` make (checked)."""
     gate: Policy | None = field(init=False, repr=False, compare=False)
@@ -145,7 +148,8 @@ class GenerateConfig:
         else:
             _set(self, gate=None)
             for flag, value in (("--policy", self.policy), ("--report", self.report),
-                                ("--show-real", self.show_real)):  # fmt: skip
+                                ("--show-real", self.show_real),
+                                ("--resume", self.resume)):  # fmt: skip
                 if value:
                     raise ParamError(f"{flag} is for an audit: give attacks=AttackSettings()")
         if self.json_out is not None:
@@ -346,7 +350,7 @@ def run_generate_job(
     outputs = outputs_for((config.data, "DATA"), (config.schema, "--schema"),
                           (config.policy, "--policy"))  # fmt: skip
     stem = config.output or config.report  # the release card goes beside it
-    with _workdir() as work, outputs:
+    with _workdir() as work, outputs, _fit_runner(config.attacks) as runner:
         page = work / (config.report.name if config.report is not None else "audit.html")
         job = GenerateJob(
             data=table, dataset=name, schema=schema, spec=config.spec, rows=config.rows,
@@ -357,6 +361,7 @@ def run_generate_job(
             card_stem=None if stem is None else stem.with_suffix(""),
             render=render(page, show_real=config.show_real) if audit and render else None,
             command="audit" if audit else "generate", lineage=keyed, outputs=outputs,
+            runner=runner, resume=config.resume,
         )  # fmt: skip
         plan_outputs(job, outputs)
         plan_report(outputs, config.report)
@@ -421,7 +426,12 @@ def run_compare(
     def child_page(generator_name: str) -> str:  # as the user will see it, or a plain name
         return children[generator_name].name if report else f"{generator_name}.html"
 
-    with tracker.run(f"compare · {name}", tags=tags) as parent, _workdir() as work, outputs:
+    with (
+        _fit_runner(config.attacks) as runner,  # a cluster that does not answer: no run yet
+        tracker.run(f"compare · {name}", tags=tags) as parent,
+        _workdir() as work,
+        outputs,
+    ):
         parent.log_params({"generators": names, "seed": config.seed, "holdout": config.holdout,
                            "n_targets": config.attacks.n_targets,
                            "n_shadow": config.attacks.n_shadow})  # fmt: skip
@@ -433,6 +443,7 @@ def run_compare(
                 threads=config.threads, holdout=config.holdout, stratify=config.stratify,
                 target=config.target, attacks=config.attacks, policy=config.gate,
                 command="compare", parent_run=parent.run_id, lineage=keyed, outputs=outputs,
+                runner=runner,
                 render=render_audit(page, show_real=config.show_real) if render_audit else None,
             )  # fmt: skip
             epsilon = spec.budget.epsilon if spec.budget is not None else None
@@ -760,6 +771,19 @@ def _warn(message: str) -> None:
 
 def _silent(stage: str, done: int, total: int) -> None:
     return None
+
+
+@contextlib.contextmanager
+def _fit_runner(settings: AttackSettings | None) -> Iterator[FitRunner | None]:
+    """The job's shadow-fit runner (one for every generator of a comparison), its cache beside
+    the MLflow store; a Ray cluster is joined at once (it fails before any fit) and left at the
+    end. None when there are no shadow fits."""
+    if settings is None or not settings.n_shadow:
+        yield None
+        return
+    with fit_runner(settings, tracking_uri()) as runner:
+        runner.start()
+        yield runner
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ rows by their position in the input table, never by their values.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import numpy as np
@@ -25,6 +25,7 @@ from attacks.threat import KNOWLEDGE, Knowledge
 from audit.scores import Score
 from audit.split import holdout_size
 from synth.errors import ParamError
+from synth.parallel import FitCache, FitRunner, check_backend, default_cache_folder
 from synth.schema import Schema
 
 
@@ -38,6 +39,9 @@ class AttackSettings:
     jobs: int = 1
     knowledge: str = "auxiliary"  # the shadow attacker's (attacks.threat)
     train_size: int | None = None  # rows of each shadow training set; None: the release's
+    backend: str = "local"  # where shadow fits run: local processes or a Ray cluster
+    address: str | None = None  # the Ray cluster's HOST:PORT (else RAY_ADDRESS)
+    fit_cache: bool = True  # keep each shadow fit's table (resumable audits; synth.parallel)
 
     def check(self, columns, *, rows: int | None = None, holdout: float | None = None) -> None:
         """Validate the settings; with the table's size and holdout share, also that the shadow
@@ -50,6 +54,7 @@ class AttackSettings:
             raise ParamError(f"--shadow-targets ({self.shadow_targets}) must be >= 1")
         if self.jobs < 1:
             raise ParamError(f"--jobs ({self.jobs}) must be >= 1")
+        check_backend(self.backend, self.address)
         if self.knowledge not in KNOWLEDGE:
             raise ParamError(
                 f"--knowledge ({self.knowledge}) must be one of: {', '.join(KNOWLEDGE)}"
@@ -75,6 +80,16 @@ class AttackSettings:
             raise ParamError(f"--secret names no column: {', '.join(unknown)}")
 
 
+def fit_runner(settings: AttackSettings, store_uri: str) -> FitRunner:
+    """Where ``settings``' shadow fits run, with the fit cache beside the MLflow store at
+    ``store_uri`` (``synth.parallel.default_cache_folder``) unless ``fit_cache`` is off."""
+    folder = default_cache_folder(store_uri) if settings.fit_cache else None
+    return FitRunner(
+        backend="ray" if settings.backend == "ray" else "local", jobs=settings.jobs,
+        address=settings.address, cache=FitCache(folder) if folder is not None else None,
+    )  # fmt: skip
+
+
 def canary_count(settings: AttackSettings, rows: int) -> int:
     """Canaries an audit of a ``rows``-row table draws: twice ``n_targets``, at most a third
     of the table (the rest trains the generator and is the attacker's population sample)."""
@@ -93,12 +108,14 @@ def privacy_scores(
     progress: Any = None,
     canaries: tuple[pd.DataFrame, np.ndarray] | None = None,
     stage: Any = None,
+    runner: FitRunner | None = None,
 ) -> tuple[list[Score], dict[str, Any]]:
     """Scores of every registered attack that applies (``attacks.registry``), and per-record
     results (row positions only). ``canaries`` are the split's membership targets and whether
     each was trained on; without them, random training and holdout records are drawn. The
     black-box attacks run when ``settings.n_shadow`` > 0 and ``spec`` (the generator) is given.
-    ``progress`` hears of the shadow fits, ``stage`` of the attacks done (done, total)."""
+    ``progress`` hears of the shadow fits, ``stage`` of the attacks done (done, total);
+    ``runner`` runs the shadow fits (default: ``settings``' backend, no cache)."""
     if len(holdout) < 2:
         raise ParamError("privacy attacks need non-member records: use --holdout > 0")
     if canaries is not None:
@@ -118,6 +135,7 @@ def privacy_scores(
         knowledge=cast(Knowledge, settings.knowledge), generator=spec, n_shadow=settings.n_shadow,
         shadow_targets=settings.shadow_targets, shadow_size=settings.train_size, jobs=settings.jobs,
         progress=progress,
+        runner=runner or fit_runner(replace(settings, fit_cache=False), "memory:"),
     )  # fmt: skip
     chosen = [attack for attack in ATTACKS.values() if attack.applies(context)]
     step = stage or (lambda done, total: None)

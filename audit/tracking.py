@@ -186,18 +186,62 @@ class Tracker:
                 reaped.append(run.info.run_id)
         return reaped
 
+    def resumable(self, run_id: str, command: str) -> dict[str, str]:
+        """The params of run ``run_id`` if a ``command`` may resume it (``--resume``): a run of
+        this experiment, started by ``command``, that did not finish and whose process is gone;
+        else one clear error, and the run is left as it was."""
+        try:
+            found = self.client.get_run(run_id)
+        except mlflow.exceptions.MlflowException:
+            raise SynthguardError(f"--resume {run_id}: no such run in {self.uri}") from None
+        info, tags = found.info, found.data.tags
+        if info.experiment_id != self.experiment_id:
+            raise SynthguardError(f"--resume {run_id}: that run is in another experiment")
+        if tags.get("synthguard.command") != command:
+            raise SynthguardError(
+                f"--resume {run_id}: that run is not a synthguard {command} "
+                f"(it is {tags.get('synthguard.command', 'not synthguard')!r})"
+            )
+        if info.status == "FINISHED":
+            raise SynthguardError(
+                f"--resume {run_id}: that run finished; run the command again without --resume "
+                "(its shadow fits come from the fit cache)"
+            )
+        pid = tags.get("synthguard.pid", "")
+        if (
+            info.status == "RUNNING"
+            and tags.get("synthguard.host") == socket.gethostname()
+            and pid.isdigit()
+            and _alive(int(pid))
+        ):
+            raise SynthguardError(f"--resume {run_id}: that run is still running (pid {pid})")
+        return dict(found.data.params)
+
     @contextlib.contextmanager
     def run(
-        self, name: str, *, tags: Mapping[str, str] | None = None, parent: str | None = None
+        self,
+        name: str,
+        *,
+        tags: Mapping[str, str] | None = None,
+        parent: str | None = None,
+        resume: str | None = None,
     ) -> Iterator[Run]:
         """A run that ends FINISHED, FAILED (on error) or KILLED (on Ctrl-C); with ``parent``,
-        a child run shown under that run in the MLflow UI."""
+        a child run shown under that run in the MLflow UI; with ``resume``, that interrupted
+        run (see :meth:`resumable`) reopened and logged into again."""
         tags = {k: str(v) for k, v in (tags or {}).items()}
         tags |= {"synthguard.host": socket.gethostname(), "synthguard.pid": str(os.getpid())}
         if parent is not None:
             tags["mlflow.parentRunId"] = parent
-        created = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
-        run = Run(self, created.info.run_id)
+        if resume is not None:
+            found = self.client.get_run(resume)
+            count = int(found.data.tags.get("synthguard.resumed", "0")) + 1
+            self.client.update_run(resume, status=RunStatus.to_string(RunStatus.RUNNING))
+            run = Run(self, resume, logged=dict(found.data.params))
+            run.set_tags(tags | {"synthguard.resumed": count})
+        else:
+            created = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
+            run = Run(self, created.info.run_id)
         try:
             yield run
         except KeyboardInterrupt:
@@ -284,12 +328,13 @@ class Tracker:
 class Run:
     """Logging into one run by explicit id."""
 
-    def __init__(self, tracker: Tracker, run_id: str):
+    def __init__(self, tracker: Tracker, run_id: str, *, logged: Mapping[str, str] | None = None):
         self.tracker, self.run_id = tracker, run_id
         self.client = tracker.client
+        self._logged = dict(logged or {})  # a resumed run's params: MLflow keeps the first value
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        flat = flatten(params)
+        flat = resumed_params(self, flatten(params))
         entries = [Param(k, v[:_PARAM_LIMIT]) for k, v in flat.items()]
         for start in range(0, len(entries), _BATCH):
             self.client.log_batch(self.run_id, params=entries[start : start + _BATCH])
@@ -464,8 +509,35 @@ class RunStore(Protocol):
     uri: str
 
     def run(
-        self, name: str, *, tags: Mapping[str, str] | None = None, parent: str | None = None
+        self,
+        name: str,
+        *,
+        tags: Mapping[str, str] | None = None,
+        parent: str | None = None,
+        resume: str | None = None,
     ) -> contextlib.AbstractContextManager[RunLog]: ...
+
+    def resumable(self, run_id: str, command: str) -> dict[str, str]: ...
+
+
+def resumed_params(run: Any, flat: dict[str, str]) -> dict[str, str]:
+    """Of ``flat``, the params a run may still log: all of them in a new run; in a resumed
+    one those not logged before (a param keeps its first value in MLflow). A value that
+    differs from the first (a DP generator's noisy row count, refitted with fresh noise) is
+    kept as a ``synthguard.resumed.<param>`` tag instead."""
+    logged: dict[str, str] = run._logged
+    if not logged:
+        return flat
+    changed = {
+        f"synthguard.resumed.{k}": v[:_PARAM_LIMIT]
+        for k, v in flat.items()
+        if k in logged and logged[k] != v[:_PARAM_LIMIT]
+    }
+    if changed:
+        run.set_tags(changed)
+    fresh = {k: v for k, v in flat.items() if k not in logged}
+    logged.update(fresh)
+    return fresh
 
 
 class MemoryRun:
@@ -475,6 +547,7 @@ class MemoryRun:
     def __init__(self, run_id: str, name: str, tags: Mapping[str, str]):
         self.run_id, self.name, self.status = run_id, name, "RUNNING"
         self.params: dict[str, str] = {}
+        self._logged: dict[str, str] = {}
         self.metrics: dict[str, float] = {}
         self.tags: dict[str, str] = dict(tags)
         self.artifacts: dict[str, str | bytes] = {}
@@ -482,7 +555,8 @@ class MemoryRun:
         self.models: list[FittedGenerator] = []
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        self.params |= {k: v[:_PARAM_LIMIT] for k, v in flatten(params).items()}
+        fresh = resumed_params(self, flatten(params))
+        self.params |= {k: v[:_PARAM_LIMIT] for k, v in fresh.items()}
 
     def log_metrics(self, metrics: Mapping[str, float], *, step: int = 0) -> None:
         self.metrics |= {k: float(v) for k, v in metrics.items()}
@@ -526,15 +600,36 @@ class MemoryStore:
     def __init__(self) -> None:
         self.runs: list[MemoryRun] = []
 
+    def resumable(self, run_id: str, command: str) -> dict[str, str]:
+        run = next((r for r in self.runs if r.run_id == run_id), None)
+        if run is None:
+            raise SynthguardError(f"--resume {run_id}: no such run in {self.uri}")
+        if run.tags.get("synthguard.command") != command:
+            raise SynthguardError(f"--resume {run_id}: that run is not a synthguard {command}")
+        if run.status in ("FINISHED", "RUNNING"):
+            raise SynthguardError(f"--resume {run_id}: that run is {run.status}")
+        return dict(run.params)
+
     @contextlib.contextmanager
     def run(
-        self, name: str, *, tags: Mapping[str, str] | None = None, parent: str | None = None
+        self,
+        name: str,
+        *,
+        tags: Mapping[str, str] | None = None,
+        parent: str | None = None,
+        resume: str | None = None,
     ) -> Iterator[MemoryRun]:
         found = {k: str(v) for k, v in (tags or {}).items()}
         if parent is not None:
             found["mlflow.parentRunId"] = parent
-        run = MemoryRun(f"run{len(self.runs)}", name, found)
-        self.runs.append(run)
+        if resume is not None:
+            run = next(r for r in self.runs if r.run_id == resume)
+            run.status, run._logged = "RUNNING", dict(run.params)
+            count = int(run.tags.get("synthguard.resumed", "0")) + 1
+            run.set_tags(found | {"synthguard.resumed": count})
+        else:
+            run = MemoryRun(f"run{len(self.runs)}", name, found)
+            self.runs.append(run)
         try:
             yield run
         except KeyboardInterrupt:

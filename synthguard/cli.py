@@ -93,6 +93,15 @@ JobsOpt = Annotated[int, typer.Option("--jobs", help="Shadow fits run side by si
 TrainSizeOpt = Annotated[int | None, typer.Option(
     "--train-size", help="Rows of each shadow training set (default: the release's, or as "
     "close as the holdout allows; the report says when they differ).")]
+BackendOpt = Annotated[str, typer.Option(
+    "--backend", help="Where shadow fits run: local (processes, --jobs) or ray (a cluster).")]
+AddressOpt = Annotated[str | None, typer.Option(
+    "--address", help="The Ray cluster's HOST:PORT (default: RAY_ADDRESS).")]
+FitCacheOpt = Annotated[bool, typer.Option(
+    help="Keep each shadow fit's synthetic table beside the MLflow store, so an interrupted "
+    "audit run again makes only the missing fits.")]
+ResumeOpt = Annotated[str | None, typer.Option(
+    "--resume", help="An interrupted audit's MLflow run id: finish it, in the same run.")]
 KnowledgeOpt = Annotated[str, typer.Option(
     "--knowledge", help="Shadow attacker's data: auxiliary (a population sample, the holdout) or "
     "all_but_one (every training record but the targets: the DP worst case).")]
@@ -161,6 +170,8 @@ def audit(
     shadow_targets: ShadowTargetsOpt = 20, jobs: JobsOpt = 1,
     knowledge: KnowledgeOpt = "auxiliary", policy: PolicyOpt = None,
     report: ReportOpt = None, show_real: ShowRealOpt = False, train_size: TrainSizeOpt = None,
+    backend: BackendOpt = "local", address: AddressOpt = None, fit_cache: FitCacheOpt = True,
+    resume: ResumeOpt = None,
 ) -> int:  # fmt: skip
     """Audit a generator before release: fit it, score the synthetic table, run the privacy
     attacks, apply the release policy, write the report; log everything to one run.
@@ -169,14 +180,13 @@ def audit(
     from reports.terminal import print_audit
     from synth.registry import parse_params
 
-    attacks = _attacks(
-        seed, n_targets, secret, n_shadow, shadow_targets, jobs, knowledge, train_size
-    )
+    attacks = _attacks(seed, n_targets, secret, n_shadow, shadow_targets, jobs, knowledge,
+                       train_size, backend, address, fit_cache)  # fmt: skip
     result = _run_job(GenerateConfig(
         data=data, generator=generator, params=parse_params(param), epsilon=epsilon, delta=delta,
         output=output, seed=seed, schema=schema_file, threads=threads, holdout=holdout,
         stratify=stratify, experiment=experiment, target=target, json_out=json_out,
-        attacks=attacks, policy=policy, report=report, show_real=show_real,
+        attacks=attacks, policy=policy, report=report, show_real=show_real, resume=resume,
     ))  # fmt: skip
     print_audit(result, report)
     return 0 if result.verdict is None or result.verdict.passed else 1
@@ -191,7 +201,8 @@ def compare(
     target: TargetOpt = None, json_out: CompareJsonOpt = None, n_targets: NTargetsOpt = 200,
     secret: SecretOpt = None, n_shadow: NShadowOpt = 0, shadow_targets: ShadowTargetsOpt = 20,
     jobs: JobsOpt = 1, policy: PolicyOpt = None, report: CompareReportOpt = None,
-    show_real: ShowRealOpt = False,
+    show_real: ShowRealOpt = False, backend: BackendOpt = "local", address: AddressOpt = None,
+    fit_cache: FitCacheOpt = True,
 ) -> int:  # fmt: skip
     """Compare generators on DATA: one parent run, one child run per generator (same split, seed
     and attacks), a table and a comparison report. A generator that fails is marked FAILED and
@@ -206,8 +217,9 @@ def compare(
         data=data, generators=names, params=per_generator_params(param, names), seed=seed,
         schema=schema_file, threads=threads, epsilon=epsilon, holdout=holdout,
         stratify=stratify, experiment=experiment, target=target, json_out=json_out,
-        attacks=_attacks(seed, n_targets, secret, n_shadow, shadow_targets, jobs), policy=policy,
-        report=report, show_real=show_real,
+        attacks=_attacks(seed, n_targets, secret, n_shadow, shadow_targets, jobs,
+                         backend=backend, address=address, fit_cache=fit_cache),
+        policy=policy, report=report, show_real=show_real,
     )  # fmt: skip
     with StageBars() as bars:
         result = run_compare(
@@ -329,12 +341,15 @@ def ui(
 
 def _attacks(seed: int, n_targets: int, secret: list[str] | None, n_shadow: int = 0,
              shadow_targets: int = 20, jobs: int = 1, knowledge: str = "auxiliary",
-             train_size: int | None = None) -> AttackSettings:  # fmt: skip
+             train_size: int | None = None, backend: str = "local",
+             address: str | None = None, fit_cache: bool = True,
+             ) -> AttackSettings:  # fmt: skip
     from audit.privacy import AttackSettings
 
     return AttackSettings(
         n_targets=n_targets, secrets=tuple(secret or ()), seed=seed, n_shadow=n_shadow,
         shadow_targets=shadow_targets, jobs=jobs, knowledge=knowledge, train_size=train_size,
+        backend=backend, address=address, fit_cache=fit_cache,
     )  # fmt: skip
 
 
