@@ -177,6 +177,7 @@ class TeamServer:
         deadline = time.monotonic() + 240
         while "ready at" not in self.log.read_text(errors="replace"):
             if self.process.poll() is not None or time.monotonic() > deadline:
+                end_group(self.process, grace=5)
                 raise RuntimeError(f"the server did not start:\n{self.log.read_text()[-3000:]}")
             time.sleep(0.3)
 
@@ -184,6 +185,8 @@ class TeamServer:
         """Ctrl-C, as its user would; returns the exit code and what it had started (by then
         all ended, or the caller's assertion says which)."""
         assert self.process is not None
+        if self.process.poll() is not None:  # stopped already (a test failed between stops)
+            return self.process.returncode, []
         started = psutil.Process(self.process.pid).children(recursive=True)
         self.process.send_signal(signal.SIGINT)
         try:
