@@ -4,7 +4,7 @@ The module makes a throwaway cluster (``initdb`` in a temporary folder, ``postgr
 loopback port, as the ``postgres`` user when the tests run as root: PostgreSQL refuses root),
 starts ``synthguard server`` on it, and runs the commands as a team member would, with
 ``MLFLOW_TRACKING_URI`` set. The cluster and the server each run in a process group of their
-own and are ended as groups; no process outlives the module. Skipped, saying why, only where
+own and are ended as groups; no process outlives the test. Skipped, saying why, only where
 PostgreSQL is not installed.
 """
 
@@ -218,17 +218,22 @@ def _running(process: psutil.Process) -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
-def team(tmp_path_factory) -> Iterator[TeamServer]:
+@pytest.mark.slow
+def test_a_team_store(tmp_path: Path, monkeypatch) -> None:
+    """A comparison, four audits at once, and a server stopped mid-run, on one cluster and one
+    server (one test: pytest-xdist would otherwise split them across its workers, each starting
+    a cluster and a server); Ctrl-C then stops the server, exit 0, nothing of it left."""
     with postgres_cluster() as cluster:
-        server = TeamServer(cluster, tmp_path_factory.mktemp("team"))
-        server.start()
+        team = TeamServer(cluster, tmp_path)
+        team.start()
         try:
-            yield server
+            _a_comparison_through_the_server(team, tmp_path / "compare")
+            _four_audits_at_once(team, tmp_path / "four", monkeypatch)
+            _a_server_stopped_mid_run(team, tmp_path / "stopped")
         finally:
-            code, left = server.stop()
-            assert code == 0, server.log.read_text()[-2000:]
-            assert left == [], f"the server left processes behind: {left}"
+            code, left = team.stop()
+        assert code == 0, team.log.read_text()[-2000:]
+        assert left == [], f"the server left processes behind: {left}"
 
 
 def _run_id(stdout: str) -> str:
@@ -237,10 +242,10 @@ def _run_id(stdout: str) -> str:
     return found.group(1)
 
 
-@pytest.mark.slow
-def test_a_comparison_through_the_server(team: TeamServer, tmp_path: Path) -> None:
+def _a_comparison_through_the_server(team: TeamServer, tmp_path: Path) -> None:
     """A comparison read back through the MLflow client: the parent, a child per generator
     with its metrics, the artifacts in the shared folder."""
+    tmp_path.mkdir()
     done = team.synthguard("compare", TABLE, "-g", "independent,identity", *QUIET,
                            "--experiment", "team-compare", cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -262,12 +267,12 @@ def test_a_comparison_through_the_server(team: TeamServer, tmp_path: Path) -> No
     assert "comparison.json" in {a.path for a in client.list_artifacts(parent.info.run_id)}
 
 
-@pytest.mark.slow
-def test_four_audits_at_once(team: TeamServer, tmp_path: Path, monkeypatch) -> None:
+def _four_audits_at_once(team: TeamServer, tmp_path: Path, monkeypatch) -> None:
     """Four audits started together on one server: four runs, each FINISHED with its own
     params, metrics and artifacts (nothing lost, nothing crossed between runs); the first one's
     report is in the shared folder as written, and its generator, registered by name, loads
     and samples wherever the server is reachable."""
+    tmp_path.mkdir()
     settings = [(str(11 + i), f"{0.25 + 0.05 * i:.2f}") for i in range(4)]
     processes = []
     for seed, holdout in settings:
@@ -324,11 +329,11 @@ def test_four_audits_at_once(team: TeamServer, tmp_path: Path, monkeypatch) -> N
     pd.testing.assert_frame_equal(sample, loaded.predict(None, params={"num_rows": 40, "seed": 7}))
 
 
-@pytest.mark.slow
-def test_a_server_stopped_mid_run(team: TeamServer, tmp_path: Path) -> None:
+def _a_server_stopped_mid_run(team: TeamServer, tmp_path: Path) -> None:
     """The server stops while an audit logs to it: the audit fails with one line (exit 2, no
     traceback) naming the run; once the server is back, the next synthguard process that
     reaches it marks that run FAILED, saying why, and keeps what it had logged."""
+    tmp_path.mkdir()
     import psycopg
 
     process = subprocess.Popen(
