@@ -46,7 +46,7 @@ from audit.privacy import AttackSettings, fit_runner, privacy_scores
 from audit.scorecard import build_scorecard
 from audit.scores import Scorecard, key_metrics
 from audit.split import check_split_options
-from audit.tracking import DEFAULT_EXPERIMENT, Tracker, check_store, tracking_uri
+from audit.tracking import DEFAULT_EXPERIMENT, StoreLost, Tracker, check_store, tracking_uri
 from synth.dp import require_public_domain
 from synth.errors import ParamError, SynthguardError
 from synth.generators import BaseGenerator
@@ -451,6 +451,8 @@ def run_compare(
                 result = run_generate(
                     job, experiment=config.experiment, progress=_grouped(progress, generator_name)
                 )
+            except StoreLost:  # the store itself is gone: no other generator can log either
+                raise
             except Exception as error:  # one failed generator: the others go on
                 rows.append(CompareRow(
                     generator=generator_name, status="FAILED",

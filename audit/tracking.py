@@ -6,7 +6,11 @@ Conventions:
   notebooks and the CLI in the same folder share one store).
 - Runs are addressed by explicit run id through ``MlflowClient``; no global active run, so workers
   and threads cannot log into the wrong run. A run that raises ends FAILED; one interrupted
-  (Ctrl-C) ends KILLED; whatever was logged before stays.
+  (Ctrl-C) ends KILLED; whatever was logged before stays. A run whose store stops answering
+  mid-run (a tracking server stopped) cannot be ended there: the process fails with one line
+  (:class:`StoreLost`) and leaves a note in ``SYNTHGUARD_HOME/pending/``; the next synthguard
+  process that reaches the store marks the run FAILED (or KILLED) with the tag
+  ``synthguard.ended``. A run whose process died unseen is marked KILLED the same way.
 - Metric names are grouped: ``fidelity.*``, ``utility.*``, ``privacy.*``, ``cost.*``.
 - Never real rows: datasets are logged by name, digest, row count and column kinds only; the
   ``identity`` model and its output are never logged; generator models are logged as
@@ -48,6 +52,21 @@ DEFAULT_EXPERIMENT = "synthguard"
 _PARAM_LIMIT = 6000
 _BATCH = 900  # MLflow accepts at most 1000 entries per log_batch call
 _ROOT = Path(__file__).resolve().parents[1]
+
+
+class StoreLost(SynthguardError):
+    """The MLflow store stopped answering mid-run: the run could not be ended there."""
+
+    def __init__(self, uri: str, run_ids: list[str], reason: str):
+        self.uri, self.run_ids = uri, run_ids
+        runs = ", ".join(run_ids)
+        fate = (
+            f"; run {runs} stays RUNNING there until the next synthguard command that reaches "
+            "it marks it FAILED"
+            if run_ids
+            else ""
+        )
+        super().__init__(f"lost the MLflow store {uri} mid-run ({reason}){fate}")
 
 
 def tracking_uri() -> str:
@@ -102,6 +121,38 @@ def check_store(uri: str | None = None, *, timeout: float = 5.0) -> None:
             raise SynthguardError(f"MLflow store {uri} is not writable")
 
 
+def _pending_folder() -> Path:
+    """Where a process notes the runs it could not end (see :class:`StoreLost`)."""
+    home = os.environ.get("SYNTHGUARD_HOME") or Path.home() / ".config" / "synthguard"
+    return Path(home) / "pending"
+
+
+def _note_pending(uri: str, run_id: str, status: str, reason: str) -> None:
+    folder = _pending_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    note = {"uri": uri, "run_id": run_id, "status": status, "reason": reason}
+    path = folder / f"{run_id}.json"
+    part = path.with_suffix(".part")
+    part.write_text(json.dumps(note))
+    part.replace(path)
+
+
+def _store_answers(uri: str) -> str | None:
+    """None when the store takes requests, else why not (a tracking server's /health; other
+    stores are files or databases this process opens itself)."""
+    import urllib.error
+    import urllib.request
+
+    if not uri.startswith(("http://", "https://")):
+        return None
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5) as answer:
+            answer.read()
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        return str(getattr(error, "reason", error))
+    return None
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -150,20 +201,57 @@ class Tracker:
         self.uri = uri or tracking_uri()
         self.client = MlflowClient(tracking_uri=self.uri)
         try:
-            found = self.client.get_experiment_by_name(experiment)
-            self.experiment_id = (
-                found.experiment_id
-                if found is not None
-                else self.client.create_experiment(
-                    experiment,
-                    # open on "Model training" in the MLflow UI, not the GenAI overview
-                    tags={"mlflow.experimentKind": "custom_model_development"},
-                )
-            )
+            self.experiment_id = self._experiment(experiment)
         except mlflow.exceptions.MlflowException as error:
             first = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise SynthguardError(f"cannot open MLflow store {self.uri!r}: {first}") from None
+        self.settle_pending_runs()
         self.reap_stale_runs()
+
+    def _experiment(self, name: str) -> str:
+        """The id of experiment ``name``, created if missing; when several processes create
+        it at once (a team's audits started together), one does and the others find it."""
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return str(found.experiment_id)
+        try:
+            return str(self.client.create_experiment(
+                name,
+                # open on "Model training" in the MLflow UI, not the GenAI overview
+                tags={"mlflow.experimentKind": "custom_model_development"},
+            ))  # fmt: skip
+        except mlflow.exceptions.MlflowException:
+            found = self.client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return str(found.experiment_id)
+
+    def settle_pending_runs(self) -> list[str]:
+        """End the runs of this store that a synthguard process on this machine could not end
+        because the store had stopped answering (its notes in ``SYNTHGUARD_HOME/pending``):
+        the status it meant to set, and the tag ``synthguard.ended``. Returns their ids."""
+        settled = []
+        folder = _pending_folder()
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            try:
+                note = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if str(note.get("uri", "")).rstrip("/") != self.uri.rstrip("/"):
+                continue
+            run_id = str(note["run_id"])
+            try:
+                if self.client.get_run(run_id).info.status == "RUNNING":
+                    self.client.set_terminated(run_id, status=str(note["status"]))
+                    self.client.set_tag(
+                        run_id, "synthguard.ended", f"store lost mid-run ({note['reason']})"
+                    )
+            except mlflow.exceptions.MlflowException as error:
+                if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    continue  # the store failing again: the note stays for the next process
+            path.unlink(missing_ok=True)
+            settled.append(run_id)
+        return settled
 
     def reap_stale_runs(self) -> list[str]:
         """Mark KILLED the RUNNING runs that a synthguard process on this machine started and
@@ -240,17 +328,41 @@ class Tracker:
             run = Run(self, resume, logged=dict(found.data.params))
             run.set_tags(tags | {"synthguard.resumed": count})
         else:
-            created = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
+            try:
+                created = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
+            except mlflow.exceptions.MlflowException:
+                reason = _store_answers(self.uri)
+                if reason is not None:
+                    raise StoreLost(self.uri, [], reason) from None
+                raise
             run = Run(self, created.info.run_id)
         try:
             yield run
-        except KeyboardInterrupt:
-            self.client.set_terminated(run.run_id, status=RunStatus.to_string(RunStatus.KILLED))
+        except BaseException as error:
+            status = RunStatus.KILLED if isinstance(error, KeyboardInterrupt) else RunStatus.FAILED
+            self._end(run.run_id, RunStatus.to_string(status), error)
             raise
-        except BaseException:
-            self.client.set_terminated(run.run_id, status=RunStatus.to_string(RunStatus.FAILED))
-            raise
-        self.client.set_terminated(run.run_id, status=RunStatus.to_string(RunStatus.FINISHED))
+        self._end(run.run_id, RunStatus.to_string(RunStatus.FINISHED), None)
+
+    def _end(self, run_id: str, status: str, error: BaseException | None) -> None:
+        """End a run; when the store does not answer, note it for the next process (see
+        :meth:`settle_pending_runs`) and raise :class:`StoreLost` (a KeyboardInterrupt stays
+        one)."""
+        reason = _store_answers(self.uri)
+        if reason is None:
+            try:
+                self.client.set_terminated(run_id, status=status)
+                return
+            except mlflow.exceptions.MlflowException:
+                reason = _store_answers(self.uri)
+                if reason is None:
+                    raise
+        ended = "FAILED" if status == "FINISHED" else status  # it did not end as it should
+        _note_pending(self.uri, run_id, ended, reason)
+        if isinstance(error, KeyboardInterrupt):
+            return
+        earlier = error.run_ids if isinstance(error, StoreLost) else []
+        raise StoreLost(self.uri, [*earlier, run_id], reason) from None
 
     def child_run(self, parent_id: str, generator: str) -> str | None:
         """The id of the newest child run of ``parent_id`` for ``generator`` (its

@@ -142,7 +142,14 @@ def print_run(result: GenerateResult) -> None:
     if result.model_id:
         summary.add_row("logged model", f"models:/{result.model_id}")
     out.print(summary)
-    out.print("Open the MLflow UI with: synthguard ui")
+    out.print(f"Open the MLflow UI {_ui(result.tracking_uri)}", markup=False)
+
+
+def _ui(store: str) -> str:
+    """Where the MLflow UI of ``store`` is: a tracking server serves its own."""
+    if store.startswith(("http://", "https://")):
+        return f"at {store.rstrip('/')}"
+    return "with: synthguard ui"
 
 
 def print_audit(result: GenerateResult, report: Path | None) -> None:
@@ -209,9 +216,11 @@ def print_compare(result: CompareResult) -> None:
     out.print(f"MLflow parent run {result.parent_run_id}  (store {result.tracking_uri})")
     if result.report is not None:
         out.print(f"comparison report: {result.report}")
+    server = result.tracking_uri.startswith(("http://", "https://"))
+    address = result.tracking_uri.rstrip("/") if server else "http://127.0.0.1:5000"
     out.print(
-        "In the MLflow UI (synthguard ui), the comparison is linked at the top of the "
-        f"experiment, or open http://127.0.0.1:5000/{result.link}",
+        f"In the MLflow UI ({address if server else 'synthguard ui'}), the comparison is "
+        f"linked at the top of the experiment, or open {address}/{result.link}",
         markup=False,
         soft_wrap=True,
     )

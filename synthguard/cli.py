@@ -339,6 +339,27 @@ def ui(
     raise typer.Exit(completed.returncode)
 
 
+@app.command()
+def server(
+    db: Annotated[str, typer.Option(
+        "--db", help="PostgreSQL database for runs: postgresql://USER@HOST:PORT/DATABASE "
+        "(a password in PGPASSWORD or ~/.pgpass rather than the URI).")],
+    artifacts: Annotated[Path, typer.Option(
+        "--artifacts", help="Folder for artifacts (reports, synthetic tables, models), served "
+        "to clients through the server; created if missing.")],
+    host: Annotated[str, typer.Option(
+        "--host", help="Interface to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 5000,
+    workers: Annotated[int, typer.Option("--workers", help="Server worker processes.")] = 4,
+) -> int:  # fmt: skip
+    """Run a team's MLflow tracking server in the foreground: runs in PostgreSQL, artifacts in
+    one folder. Clients set MLFLOW_TRACKING_URI=http://HOST:PORT. Ctrl-C stops it."""
+    from audit.server import ServerConfig, serve
+
+    config = ServerConfig(db=db, artifacts=artifacts, host=host, port=port, workers=workers)
+    return serve(config, notify=lambda line: err.print(line, markup=False, highlight=False))
+
+
 def _attacks(seed: int, n_targets: int, secret: list[str] | None, n_shadow: int = 0,
              shadow_targets: int = 20, jobs: int = 1, knowledge: str = "auxiliary",
              train_size: int | None = None, backend: str = "local",
