@@ -158,11 +158,10 @@ class PrivBayes(DPGenerator):
         network: list[Candidate] = [(first, ())]
         placed = [first]
         rho_structure = self.structure_share * rho if d > 1 else 0.0
-        # an upper bound on the number of records: the noisy count plus a sub-Gaussian margin
         estimate, count_sigma = count
-        fail = self.delta * self.count_delta_share
-        bound = estimate + count_sigma * math.sqrt(2 * math.log(1 / fail))
-        if self.score == "mi":
+        if self.score == "mi":  # needs an upper bound on n: the noisy count plus a margin
+            fail = self.delta * self.count_delta_share
+            bound = estimate + count_sigma * math.sqrt(2 * math.log(1 / fail))
             sensitivity = count_information_sensitivity(bound)
             scorer = _count_information
         else:
