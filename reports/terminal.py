@@ -20,6 +20,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from synth.runtime import check_interrupt
+
 if TYPE_CHECKING:
     from audit.gate import Verdict
     from audit.generate import GenerateResult
@@ -75,6 +77,7 @@ class StageBars:
         self._group: str | None = None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
+        check_interrupt()  # a progress report is the checkpoint where a lost Ctrl-C resurfaces
         group, separator, name = stage.partition(self._separator)
         if not separator:
             group, name = "", stage

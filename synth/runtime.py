@@ -1,4 +1,4 @@
-"""Thread policy and seeding: the two pieces of global state synthguard owns.
+"""Thread policy, seeding and Ctrl-C: the pieces of global state synthguard owns.
 
 Threads. On 2 shared cores, CTGAN ran 0.28 s/epoch with one torch thread and joblib's sequential
 backend, and 6.8 s/epoch with two torch threads while another process held a core (24x slower):
@@ -10,6 +10,12 @@ tables of 500+ rows; the sequential joblib backend keeps it in-process.
 Seeding. SDV and ctgan draw from numpy's and torch's global generators during ``fit``.
 ``seeded`` is the one place where synthguard touches global RNG state: it seeds them, runs the
 block, and restores the previous state, so a caller's own random streams are left as they were.
+
+Ctrl-C. Python raises KeyboardInterrupt wherever the main thread happens to be; when that is a
+garbage-collector or weakref callback (SQLAlchemy's, during an audit's shadow fits) the
+exception is printed as "ignored" and the run goes on as if nothing happened. ``catch_interrupts``
+latches the signal as well, and ``check_interrupt`` (called at every progress report) raises it
+again, so a Ctrl-C is never lost, only delayed to the next checkpoint.
 """
 
 from __future__ import annotations
@@ -17,8 +23,11 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import signal
 import sys
+import threading
 from collections.abc import Iterator
+from types import FrameType
 
 import numpy as np
 
@@ -88,3 +97,25 @@ def child_seeds(seed: int, count: int) -> list[int]:
         int(s.generate_state(1, dtype=np.uint32)[0])
         for s in np.random.SeedSequence(seed).spawn(count)
     ]
+
+
+_interrupted = threading.Event()
+
+
+def _latch_interrupt(signum: int, frame: FrameType | None) -> None:
+    _interrupted.set()
+    raise KeyboardInterrupt
+
+
+def catch_interrupts() -> None:
+    """Latch SIGINT (see the module note); a SIGINT the process ignores stays ignored (call in
+    the main thread at start-up; clears an earlier latch)."""
+    _interrupted.clear()
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _latch_interrupt)
+
+
+def check_interrupt() -> None:
+    """Raise KeyboardInterrupt if a Ctrl-C arrived since start-up (even one dropped on the way)."""
+    if _interrupted.is_set():
+        raise KeyboardInterrupt

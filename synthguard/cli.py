@@ -22,7 +22,7 @@ import typer
 
 from reports.terminal import err, out
 from synth.errors import SynthguardError
-from synth.runtime import SEED_MAX
+from synth.runtime import SEED_MAX, catch_interrupts
 
 if TYPE_CHECKING:
     from audit.generate import GenerateResult
@@ -402,6 +402,7 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    catch_interrupts()
     started = time.perf_counter()
     try:
         result = app(standalone_mode=False)
