@@ -242,6 +242,9 @@ def _setup_params(job: GenerateJob, split: Split, seeds: _Seeds) -> dict[str, An
             "n_targets": settings.n_targets, "secrets": settings.secrets,
             "n_shadow": settings.n_shadow, "shadow_targets": settings.shadow_targets,
             "knowledge": settings.knowledge,
+            # the shadow sets' rows: as asked (--train-size), else the release's (or the most
+            # the holdout allows; the report says when that is fewer)
+            "train_size": settings.train_size or "release",
         }  # fmt: skip
     return params
 

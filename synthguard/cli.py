@@ -202,7 +202,7 @@ def compare(
     secret: SecretOpt = None, n_shadow: NShadowOpt = 0, shadow_targets: ShadowTargetsOpt = 20,
     jobs: JobsOpt = 1, policy: PolicyOpt = None, report: CompareReportOpt = None,
     show_real: ShowRealOpt = False, backend: BackendOpt = "local", address: AddressOpt = None,
-    fit_cache: FitCacheOpt = True,
+    fit_cache: FitCacheOpt = True, train_size: TrainSizeOpt = None,
 ) -> int:  # fmt: skip
     """Compare generators on DATA: one parent run, one child run per generator (same split, seed
     and attacks), a table and a comparison report. A generator that fails is marked FAILED and
@@ -218,7 +218,8 @@ def compare(
         schema=schema_file, threads=threads, epsilon=epsilon, holdout=holdout,
         stratify=stratify, experiment=experiment, target=target, json_out=json_out,
         attacks=_attacks(seed, n_targets, secret, n_shadow, shadow_targets, jobs,
-                         backend=backend, address=address, fit_cache=fit_cache),
+                         train_size=train_size, backend=backend, address=address,
+                         fit_cache=fit_cache),
         policy=policy, report=report, show_real=show_real,
     )  # fmt: skip
     with StageBars() as bars:

@@ -258,6 +258,8 @@ def test_an_interrupted_audit_resumed_equals_one_never_stopped(
     code, _, err = cli_in_process([*AUDIT[:-1], "5", "--resume", run_id], cut)
     assert code == 2 and "started with other settings: seed (4 there, 5 here)" in err
     assert _only_run(cut).info.status == "KILLED"  # a refused resume leaves the run as it was
+    code, _, err = cli_in_process([*AUDIT, "--train-size", "60", "--resume", run_id], cut)
+    assert code == 2 and "attacks.train_size (release there, 60 here)" in err
 
     code, _, err = cli_in_process([*AUDIT, "--resume", run_id], cut)
     assert code in (0, 1), err

