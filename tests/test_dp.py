@@ -206,6 +206,10 @@ def test_dependence_score_sensitivity_is_nearly_reached() -> None:
     assert _dependence(added.ravel(), 2) - _dependence(table.ravel(), 2) > 1.99
 
 
+# NMES1988's columns AIM is tested on: numbers with point masses, tails and counts, categories
+AIM_COLUMNS = ("visits", "hospital", "health", "chronic", "gender", "age", "income", "insurance")
+
+
 @pytest.fixture(scope="module")
 def declared(nmes: pd.DataFrame) -> Schema:
     return Schema.from_toml(Schema.infer(nmes).to_toml())
@@ -214,8 +218,10 @@ def declared(nmes: pd.DataFrame) -> Schema:
 @pytest.mark.parametrize("name", ["mst", "aim", "privbayes"])
 def test_every_read_is_accounted_and_the_budget_holds(name, nmes, declared) -> None:
     params = {"epsilon": 0.5, "delta": 1e-6}
-    if name == "aim":
+    if name == "aim":  # AIM compiles an estimator per round: 8 of the 19 columns (60 s -> 15 s)
         params |= {"rounds": 3, "iterations": 100, "round_iterations": 50, "score_rows": 2000}
+        declared = declared.select(AIM_COLUMNS)
+        nmes = nmes[list(AIM_COLUMNS)]
     model = make_generator(name, params).fit(nmes, declared, seed=0)
     privacy = model.details["privacy"]
     assert model.details["data_reads"] == len(privacy["steps"]) > 0
@@ -492,6 +498,7 @@ def test_no_real_extreme_reaches_a_dp_release_of_a_real_table(name, nmes) -> Non
     params = {"epsilon": 1.0, "domain_share": 0.2}
     if name == "aim":
         params |= {"rounds": 3, "iterations": 100, "round_iterations": 50, "score_rows": 2000}
+        nmes = nmes[list(AIM_COLUMNS)]
     model = make_generator(name, params).fit(nmes, Schema.infer(nmes), seed=0)
     sample = model.sample(10_000, seed=1)
     blob = model.dumps()
