@@ -13,10 +13,19 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 import pytest
+import threadpoolctl
 
 from synth.generators import Independent
 from synth.io import load_table
 from synth.registry import make_generator
+from synth.runtime import set_process_threads
+
+# One thread per test worker (pytest-xdist runs one per core): OpenMP threads spinning against
+# the other worker made a boosting fit of the utility tests 10x slower on a busy 2-core box.
+# The environment reaches libraries loaded later (sklearn's OpenMP) and the CLI subprocesses;
+# threadpoolctl caps those already loaded (numpy's BLAS).
+set_process_threads(1)
+threadpoolctl.threadpool_limits(1)
 
 # The lineage key of the tests' "data owner": a fresh folder, never the user's own key.
 os.environ["SYNTHGUARD_HOME"] = tempfile.mkdtemp(prefix="synthguard-home-")
