@@ -48,6 +48,8 @@ CASES = [(name, TABLES[i % len(TABLES)]) for i, name in enumerate(sorted(GENERAT
 # PrivBayes's structure search grows with the columns: penguins rather than NMES's 19 (49 s of
 # a 10-minute suite); NMES still reaches ctgan and independent
 CASES = [(name, TABLES[0] if name == "privbayes" else table) for name, table in CASES]
+# leaky_dp_tvae runs dp_tvae's code with other noise (its audit is in tests/test_dp_sgd.py)
+CASES = [(name, table) for name, table in CASES if name != "leaky_dp_tvae"]
 
 
 DP = {
@@ -57,7 +59,7 @@ DP = {
     "aim": ["--param", "rounds=3", "--param", "iterations=100"],
     **{
         name: ["--param", "epochs=1", "--param", "hidden=16", "--param", "embedding_dim=8"]
-        for name in ("dp_tvae", "dp_ctgan", "leaky_dp_tvae")
+        for name in ("dp_tvae", "dp_ctgan")
     },
 }
 

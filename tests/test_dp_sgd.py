@@ -165,3 +165,19 @@ def test_one_run_audit_catches_the_under_noised_run(small) -> None:
     assert model.details["privacy"]["epsilon_spent"] <= 1.0
     with pytest.raises(ParamError, match="not trained with DP-SGD"):
         one_run_audit(make_generator("mst"), table, schema, seed=0)
+
+
+def test_the_audit_reports_the_one_run_bound_beside_the_attacks(small) -> None:
+    from audit.privacy import AttackSettings, _one_run
+
+    table, schema = small
+    details: dict = {"bounds": {}, "threat_models": {}}
+    settings = AttackSettings(one_run=200)
+    scores = _one_run(table, schema, settings, make_generator("dp_ctgan", TINY), details)
+    names = {s.name: s.value for s in scores}
+    assert names["privacy.one_run.canaries"] == 200
+    assert names["privacy.one_run.confidence"] == 0.95
+    assert 0 <= names["privacy.one_run.epsilon_lb"] <= 1.0
+    assert "Steinke" in details["bounds"]["one_run"]
+    with pytest.raises(ParamError, match=r"--one-run-canaries \(50\) must be 0 or >= 100"):
+        AttackSettings(one_run=50).check([])
