@@ -181,3 +181,14 @@ def test_the_audit_reports_the_one_run_bound_beside_the_attacks(small) -> None:
     assert "Steinke" in details["bounds"]["one_run"]
     with pytest.raises(ParamError, match=r"--one-run-canaries \(50\) must be 0 or >= 100"):
         AttackSettings(one_run=50).check([])
+
+
+def test_empty_poisson_batches_still_get_their_noise(small) -> None:
+    """At one expected row a step, about a third of the steps sample no row: they still take a
+    (pure noise) step, as the accountant assumes, instead of failing or being skipped."""
+    table, schema = small
+    params = {**TINY, "batch_size": 1, "epochs": 1, "epsilon": 10.0}
+    model = make_generator("dp_tvae", params).fit(table.iloc[:60], schema, seed=0)
+    (sgd,) = [s for s in model.details["privacy"]["steps"] if "rdp" in s]
+    assert sgd["steps"] >= 40
+    assert len(model.sample(10, seed=0)) == 10

@@ -15,7 +15,7 @@ Only what touches private data is private, and it all goes through one ledger
 - the encoding: no per-column Gaussian mixture fitted on the data (CTGAN's mode-specific
   normalisation reads it). Every column gets the DP generators' public fine cells and its noisy
   one-way marginal over them (:class:`synth.dp.base.DPGenerator`: ``count_share`` (1%) on a
-  noisy record count, ``marginal_share`` (10%) on the one-way marginals); the cells are grouped
+  noisy record count, ``marginal_share`` (30%) on the one-way marginals); the cells are grouped
   into about ``bins`` cells of equal noisy mass (DP quantiles), each row is coded as one-hot
   vectors over those cells, and sampled codes are decoded by the same DP cell weights;
 - DP-CTGAN's conditional vector: its category frequencies are the same noisy one-way counts. No
@@ -217,12 +217,14 @@ class DPSGDGenerator(DPGenerator):
     requires: ClassVar[tuple[str, ...]] = ()  # sampling is numpy: no torch needed to load
     dp_sgd: ClassVar[bool] = True
     """Trained with DP-SGD: the audit adds the one-run gradient-canary bound."""
+    conditional: ClassVar[bool] = False
+    """The sampling network takes CTGAN's conditional vector (drawn from the noisy shares)."""
     epochs: int = 30
     batch_size: int = 256
     """Expected rows per step: the Poisson sample rate is batch_size / (noisy record count)."""
     max_grad_norm: float = 1.0
     learning_rate: float = 1e-3
-    marginal_share: float = 0.1
+    marginal_share: float = 0.3
     """Share of rho (after the 1% record count) on the one-way marginals, which make the
     encoding (DP quantile cells) and the GAN's condition shares; DP-SGD gets the rest."""
     noise_multiplier: float = 0.0
@@ -312,8 +314,6 @@ class DPSGDGenerator(DPGenerator):
             shares if self.conditional else None, canaries,
         )  # fmt: skip
 
-    conditional: ClassVar[bool] = False
-
     def _noise_epsilon(self) -> float:
         """The epsilon the noise is calibrated for: the claim (a leaky reference lies)."""
         return self.epsilon
@@ -378,11 +378,14 @@ class DPTVAE(DPSGDGenerator):
                 return self.decoder(mu + eps * torch.exp(0.5 * logvar)), mu, logvar
 
         model = VAE()
+        _start_at_marginals(model.decoder[-1], shares)
         spans = _spans(setting.sizes)
         targets = torch.as_tensor(codes, dtype=torch.long)
         noise = torch.Generator().manual_seed(setting.seed % 2**63)
 
         def loss_of(batch: np.ndarray):
+            if not len(batch):  # an empty Poisson batch: nothing to differentiate, noise only
+                return None
             x = _one_hot(targets[batch], setting.sizes)
             eps = torch.randn(len(batch), latent, generator=noise)
             logits, mu, logvar = private(x, eps)
@@ -422,6 +425,7 @@ class DPCTGAN(DPSGDGenerator):
         width = sum(setting.sizes)
         latent = self.embedding_dim
         generator = _mlp(latent + width, self.hidden, nn.ReLU, out=width)
+        _start_at_marginals(generator[-1], shares)
         discriminator = _mlp(2 * width, self.hidden[::-1], lambda: nn.LeakyReLU(0.2), out=1)
         spans = _spans(setting.sizes)
         starts = torch.as_tensor([a for a, _ in spans])
@@ -495,6 +499,18 @@ def _mlp(width: int, hidden: tuple[int, ...], activation: Callable[[], Any], *, 
     return nn.Sequential(*layers)
 
 
+def _start_at_marginals(layer: Any, shares: list[np.ndarray]) -> None:
+    """Start the output layer at the noisy one-way shares (post-processing of paid
+    measurements): its bias at their logarithms, its weights small, so an untrained network
+    samples each column's DP marginal and DP-SGD has only the dependence to learn."""
+    import torch
+
+    logs = np.concatenate([np.log(np.clip(share, 1e-4, None)) for share in shares])
+    with torch.no_grad():
+        layer.bias.copy_(torch.as_tensor(logs, dtype=layer.bias.dtype))
+        layer.weight.mul_(0.1)
+
+
 def _one_hot(codes: Any, sizes: tuple[int, ...]) -> Any:
     import torch
 
@@ -559,7 +575,9 @@ def _dp_sgd(
     for step in range(setting.steps):
         batch = np.flatnonzero(sampling.random(n) < setting.sample_rate)
         optimizer.zero_grad()
-        loss_of(batch).backward()
+        loss = loss_of(batch)
+        if loss is not None:
+            loss.backward()
         for p in params:  # an empty real batch still gets its noise
             if getattr(p, "grad_sample", None) is None:
                 p.grad_sample = torch.zeros((0, *p.shape))
