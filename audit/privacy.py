@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from attacks.base import Attack, AttackContext, AttackOutput
+from attacks.one_run import CONFIDENCE, DEFAULT_CANARIES, audits, one_run_audit
 from attacks.registry import ATTACKS
 from attacks.shadow import shadow_set_size
 from attacks.threat import KNOWLEDGE, Knowledge
@@ -42,6 +43,9 @@ class AttackSettings:
     backend: str = "local"  # where shadow fits run: local processes or a Ray cluster
     address: str | None = None  # the Ray cluster's HOST:PORT (else RAY_ADDRESS)
     fit_cache: bool = True  # keep each shadow fit's table (resumable audits; synth.parallel)
+    one_run: int = DEFAULT_CANARIES
+    """Gradient canaries of the one-run audit of a DP-SGD generator (``attacks.one_run``): one
+    extra fit; 0: off. Other generators ignore it."""
 
     def check(self, columns, *, rows: int | None = None, holdout: float | None = None) -> None:
         """Validate the settings; with the table's size and holdout share, also that the shadow
@@ -54,6 +58,8 @@ class AttackSettings:
             raise ParamError(f"--shadow-targets ({self.shadow_targets}) must be >= 1")
         if self.jobs < 1:
             raise ParamError(f"--jobs ({self.jobs}) must be >= 1")
+        if self.one_run < 0 or 0 < self.one_run < 100:
+            raise ParamError(f"--one-run-canaries ({self.one_run}) must be 0 or >= 100")
         check_backend(self.backend, self.address)
         if self.knowledge not in KNOWLEDGE:
             raise ParamError(
@@ -162,7 +168,44 @@ def privacy_scores(
         threat = attack.threat(cast(Knowledge, settings.knowledge)).as_dict()
         details["threat_models"].update({family: threat for family in _reported(attack, found)})
         step(done, len(chosen))
+    if settings.one_run and audits(spec):
+        scores += _one_run(train, schema, settings, spec, details)
     return scores, details
+
+
+def _one_run(
+    train: pd.DataFrame, schema: Schema, settings: AttackSettings, spec: Any,
+    details: dict[str, Any],
+) -> list[Score]:  # fmt: skip
+    """The one-run audit of a DP-SGD generator: one extra fit with gradient canaries; its bound
+    goes beside the attacks' (``privacy.one_run.*``), so the release policy's
+    ``privacy.*.epsilon_lb <= epsilon`` holds it to the claim too."""
+    found = one_run_audit(spec, train, schema, seed=settings.seed, canaries=settings.one_run,
+                          confidence=CONFIDENCE)  # fmt: skip
+    details["bounds"]["one_run"] = found.note()
+    details["one_run"] = {
+        "canaries": found.canaries, "included": found.included,
+        "confidence": found.confidence, "epsilon_lb": found.epsilon_lb,
+        "epsilon_max": found.epsilon_max,
+    }  # fmt: skip
+    details["threat_models"]["one_run"] = {
+        "knowledge": "white-box: every noisy gradient of the training run",
+        "access": "white_box", "goal": "membership (gradient canaries)",
+        "description": "inserts gradient canaries into one training run, each by a fair coin, "
+        "sees every noisy gradient, and tells which canaries were in",
+    }  # fmt: skip
+    help_text = (
+        f"epsilon lower bound of the DP-SGD training from {found.canaries} gradient canaries "
+        f"in one extra fit ({found.confidence:.0%}); at most {found.epsilon_max:.2f} certifiable"
+    )
+    return [
+        Score("privacy.one_run.epsilon_lb", found.epsilon_lb, "min", baseline=0.0,
+              help=help_text),
+        Score("privacy.one_run.epsilon_max", found.epsilon_max, "max"),
+        Score("privacy.one_run.canaries", float(found.canaries), "max"),
+        Score("privacy.one_run.confidence", found.confidence, "max"),
+        Score("cost.one_run_seconds", found.seconds, "min"),
+    ]  # fmt: skip
 
 
 def _reported(attack: Attack, found: AttackOutput) -> list[str]:

@@ -8,6 +8,7 @@ from dataclasses import fields
 from typing import Any
 
 from synth.dp import AIM, MST, LeakyMST, PrivBayes
+from synth.dp.sgd import DPCTGAN, DPTVAE, LeakyDPTVAE
 from synth.errors import ParamError, UnknownNameError
 from synth.generators import BaseGenerator, Identity, Independent
 from synth.sdv_models import CTGAN, TVAE, CopulaGAN, GaussianCopula
@@ -15,8 +16,8 @@ from synth.sdv_models import CTGAN, TVAE, CopulaGAN, GaussianCopula
 GENERATORS: dict[str, type[BaseGenerator]] = {
     g.name: g
     for g in (
-        GaussianCopula, CTGAN, TVAE, CopulaGAN, MST, AIM, PrivBayes, Identity, Independent,
-        LeakyMST,
+        GaussianCopula, CTGAN, TVAE, CopulaGAN, MST, AIM, PrivBayes, DPTVAE, DPCTGAN, Identity,
+        Independent, LeakyMST, LeakyDPTVAE,
     )
 }  # fmt: skip
 

@@ -90,6 +90,9 @@ NShadowOpt = Annotated[int, typer.Option(
 ShadowTargetsOpt = Annotated[int, typer.Option(
     "--shadow-targets", help="Outlier (and as many random) targets.")]
 JobsOpt = Annotated[int, typer.Option("--jobs", help="Shadow fits run side by side.")]
+OneRunOpt = Annotated[int, typer.Option(
+    "--one-run-canaries", help="Gradient canaries of the one-run audit of a DP-SGD generator "
+    "(dp_tvae, dp_ctgan): one extra fit (0: off).")]
 TrainSizeOpt = Annotated[int | None, typer.Option(
     "--train-size", help="Rows of each shadow training set (default: the release's, or as "
     "close as the holdout allows; the report says when they differ).")]
@@ -171,7 +174,7 @@ def audit(
     knowledge: KnowledgeOpt = "auxiliary", policy: PolicyOpt = None,
     report: ReportOpt = None, show_real: ShowRealOpt = False, train_size: TrainSizeOpt = None,
     backend: BackendOpt = "local", address: AddressOpt = None, fit_cache: FitCacheOpt = True,
-    resume: ResumeOpt = None,
+    resume: ResumeOpt = None, one_run_canaries: OneRunOpt = 1000,
 ) -> int:  # fmt: skip
     """Audit a generator before release: fit it, score the synthetic table, run the privacy
     attacks, apply the release policy, write the report; log everything to one run.
@@ -181,7 +184,7 @@ def audit(
     from synth.registry import parse_params
 
     attacks = _attacks(seed, n_targets, secret, n_shadow, shadow_targets, jobs, knowledge,
-                       train_size, backend, address, fit_cache)  # fmt: skip
+                       train_size, backend, address, fit_cache, one_run_canaries)  # fmt: skip
     result = _run_job(GenerateConfig(
         data=data, generator=generator, params=parse_params(param), epsilon=epsilon, delta=delta,
         output=output, seed=seed, schema=schema_file, threads=threads, holdout=holdout,
@@ -203,6 +206,7 @@ def compare(
     jobs: JobsOpt = 1, policy: PolicyOpt = None, report: CompareReportOpt = None,
     show_real: ShowRealOpt = False, backend: BackendOpt = "local", address: AddressOpt = None,
     fit_cache: FitCacheOpt = True, train_size: TrainSizeOpt = None,
+    one_run_canaries: OneRunOpt = 1000,
 ) -> int:  # fmt: skip
     """Compare generators on DATA: one parent run, one child run per generator (same split, seed
     and attacks), a table and a comparison report. A generator that fails is marked FAILED and
@@ -219,7 +223,7 @@ def compare(
         stratify=stratify, experiment=experiment, target=target, json_out=json_out,
         attacks=_attacks(seed, n_targets, secret, n_shadow, shadow_targets, jobs,
                          train_size=train_size, backend=backend, address=address,
-                         fit_cache=fit_cache),
+                         fit_cache=fit_cache, one_run=one_run_canaries),
         policy=policy, report=report, show_real=show_real,
     )  # fmt: skip
     with StageBars() as bars:
@@ -364,14 +368,14 @@ def server(
 def _attacks(seed: int, n_targets: int, secret: list[str] | None, n_shadow: int = 0,
              shadow_targets: int = 20, jobs: int = 1, knowledge: str = "auxiliary",
              train_size: int | None = None, backend: str = "local",
-             address: str | None = None, fit_cache: bool = True,
+             address: str | None = None, fit_cache: bool = True, one_run: int = 1000,
              ) -> AttackSettings:  # fmt: skip
     from audit.privacy import AttackSettings
 
     return AttackSettings(
         n_targets=n_targets, secrets=tuple(secret or ()), seed=seed, n_shadow=n_shadow,
         shadow_targets=shadow_targets, jobs=jobs, knowledge=knowledge, train_size=train_size,
-        backend=backend, address=address, fit_cache=fit_cache,
+        backend=backend, address=address, fit_cache=fit_cache, one_run=one_run,
     )  # fmt: skip
 
 

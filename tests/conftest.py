@@ -70,6 +70,17 @@ FAST_PARAMS: dict[str, dict[str, object]] = {
         "score_rows": 2000,
     },
     "privbayes": {"reproducible_noise": True},
+    # DP-SGD: tiny networks, one epoch
+    **{
+        name: {
+            "reproducible_noise": True,
+            "epochs": 1,
+            "batch_size": 64,
+            "hidden": (16,),
+            "embedding_dim": 8,
+        }
+        for name in ("dp_tvae", "dp_ctgan", "leaky_dp_tvae")
+    },
 }
 
 

@@ -9,6 +9,8 @@
 - :mod:`synth.dp.base`: the DP generator base (domain, count, one-way marginals, ledger).
 - :mod:`synth.dp.mst`, :mod:`synth.dp.aim`, :mod:`synth.dp.privbayes`: one mechanism each;
   :mod:`synth.dp.leaky`: the deliberately leaky reference generator for audits.
+- :mod:`synth.dp.sgd`: DP-TVAE and DP-CTGAN, trained with DP-SGD (Opacus), and their leaky
+  reference (imported by the registry: it loads torch only when fitting).
 """
 
 from synth.dp.accounting import (

@@ -14,6 +14,12 @@ Mechanisms and their cost for a query of sensitivity 1 (add/remove one record):
   (Bun & Steinke, Prop. 1.6; CKS 2020, Thm. 4 for the discrete one).
 - Exponential mechanism with parameter epsilon: rho = epsilon^2 / 8 (bounded-range analysis,
   Cesar & Rogers 2021), as MST and AIM account for it.
+- DP-SGD (the subsampled Gaussian, iterated): not zCDP with its amplification by subsampling,
+  so it enters as a Renyi DP curve over :data:`ORDERS` (Mironov 2017; Mironov, Talwar & Zhang
+  2019, computed by Opacus). A rho-zCDP step is exactly (alpha, rho * alpha)-RDP at every order,
+  so once a curve is in the ledger all steps add up as RDP curves and the total converts to
+  (epsilon, delta) with the same tight conversion as above, at the best order of the grid
+  (:func:`rdp_epsilon`; a grid can only make it larger: conservative).
 
 The :class:`Accountant` is the ledger: every paid read of the private table
 (:class:`synth.dp.private.PrivateData`) is a :class:`Step` in it, and it refuses to overspend.
@@ -23,9 +29,11 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from synth.errors import ParamError, SynthguardError
 
@@ -114,18 +122,45 @@ def exponential_rho(epsilon: float) -> float:
     return epsilon**2 / 8
 
 
+ORDERS: tuple[float, ...] = (
+    *(1 + x / 10 for x in range(1, 100)),
+    *range(12, 64),
+    *(64, 80, 96, 128, 160, 192, 256, 320, 384, 512, 768, 1024),
+)
+"""Renyi orders the RDP ledger is kept at: Opacus's default grid (1.1 to 63) and larger ones,
+which small budgets need (rho-zCDP at epsilon 0.1 converts best near order 300)."""
+
+
+def rdp_epsilon(
+    curve: Sequence[float] | np.ndarray, delta: float, orders: Sequence[float] = ORDERS
+) -> float:
+    """Smallest epsilon such that an (alpha, curve[alpha])-RDP mechanism at every order of
+    ``orders`` is (epsilon, delta)-DP: min over the orders of
+    curve - (log delta + log alpha) / (alpha - 1) + log(1 - 1/alpha) (Balle et al. 2020,
+    Thm. 21; for curve = rho * alpha it is CKS 2020, Cor. 13, the zCDP conversion above; Opacus
+    converts the same way)."""
+    a = np.asarray(orders, dtype=float)
+    values = np.asarray(curve, dtype=float)
+    with np.errstate(invalid="ignore"):
+        eps = values - (math.log(delta) + np.log(a)) / (a - 1) + np.log1p(-1 / a)
+    eps = np.where(np.isnan(eps), np.inf, eps)
+    return max(0.0, float(eps.min()))
+
+
 # ---- the ledger ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Step:
     """One paid measurement: which mechanism, on what, its rho, and what else it recorded
-    (noise scale, clique, delta taken from the reserve)."""
+    (noise scale, clique, delta taken from the reserve). A step accounted in RDP (DP-SGD) has
+    rho 0 and its curve over :data:`ORDERS` in ``rdp``."""
 
     mechanism: str
     what: str
     rho: float
     detail: dict[str, Any] = field(default_factory=dict)
+    rdp: tuple[float, ...] = ()
 
 
 class Accountant:
@@ -157,7 +192,27 @@ class Accountant:
 
     @property
     def remaining(self) -> float:
+        """rho left by the zCDP steps (what budget shares are cut from)."""
         return max(0.0, self.total - self.spent)
+
+    @property
+    def has_rdp(self) -> bool:
+        return any(step.rdp for step in self.steps)
+
+    def curve(self, extra: Sequence[float] | np.ndarray = ()) -> np.ndarray:
+        """Every step so far (and ``extra``) as one RDP curve over :data:`ORDERS`."""
+        total = self.spent * np.asarray(ORDERS, dtype=float)
+        for step in self.steps:
+            if step.rdp:
+                total = total + np.asarray(step.rdp)
+        return total + np.asarray(extra) if len(extra) else total
+
+    @property
+    def epsilon_spent(self) -> float:
+        delta = self.budget.delta - self.delta_reserved
+        if self.has_rdp:
+            return rdp_epsilon(self.curve(), delta)
+        return epsilon_for(self.spent, delta)
 
     def spend(self, rho: float, *, mechanism: str, what: str, **detail: Any) -> None:
         if not rho > 0:
@@ -170,19 +225,53 @@ class Accountant:
                 f"{mechanism} on {what} needs rho {rho:.4g}, only {self.remaining:.4g} of "
                 f"{self.total:.4g} is left"
             )
+        if self.has_rdp:
+            self._check_epsilon(rho * np.asarray(ORDERS, dtype=float), mechanism, what)
         self.steps.append(Step(mechanism, what, rho, detail))
+
+    def spend_rdp(
+        self, curve: Sequence[float] | np.ndarray, *, mechanism: str, what: str, **detail: Any
+    ) -> None:
+        """Spend a step given as an RDP curve over :data:`ORDERS` (DP-SGD): refused when the
+        whole ledger with it would convert to more than the budget's epsilon."""
+        values = np.asarray(curve, dtype=float)
+        if values.shape != (len(ORDERS),) or not (values >= 0).all() or not values.any():
+            raise BudgetError(f"{mechanism} on {what}: an RDP curve needs {len(ORDERS)} values > 0")
+        self._check_epsilon(values, mechanism, what)
+        self.steps.append(Step(mechanism, what, 0.0, detail, tuple(values.tolist())))
+
+    def _check_epsilon(self, extra: np.ndarray, mechanism: str, what: str) -> None:
+        after = rdp_epsilon(self.curve(extra), self.budget.delta - self.delta_reserved)
+        if after > self.budget.epsilon * (1 + self._SLACK):
+            raise BudgetError(
+                f"{mechanism} on {what} would bring epsilon to {after:.4g}, over the budget's "
+                f"{self.budget.epsilon:.4g}"
+            )
 
     def report(self) -> dict[str, Any]:
         spent = self.spent
-        return {
+        found: dict[str, Any] = {
             "epsilon": self.budget.epsilon,
             "delta": self.budget.delta,
             "rho": self.total,
             "rho_spent": spent,
             "delta_thresholds": self.delta_spent,
-            "epsilon_spent": epsilon_for(spent, self.budget.delta - self.delta_reserved),
-            "steps": [
-                {"mechanism": s.mechanism, "what": s.what, "rho": s.rho, **s.detail}
-                for s in self.steps
-            ],
+            "epsilon_spent": self.epsilon_spent,
+            "steps": [_step_entry(s, self.budget.delta - self.delta_reserved) for s in self.steps],
         }
+        if self.has_rdp:
+            found["composition"] = (
+                "RDP: zCDP steps as rho * alpha, DP-SGD by its subsampled-Gaussian curve, "
+                "summed over the orders and converted at the best one"
+            )
+            found["rdp_orders"] = list(ORDERS)
+        return found
+
+
+def _step_entry(step: Step, delta: float) -> dict[str, Any]:
+    if not step.rdp:
+        return {"mechanism": step.mechanism, "what": step.what, "rho": step.rho, **step.detail}
+    return {
+        "mechanism": step.mechanism, "what": step.what, **step.detail,
+        "epsilon_alone": rdp_epsilon(step.rdp, delta), "rdp": list(step.rdp),
+    }  # fmt: skip

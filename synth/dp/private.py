@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from synth.dp.accounting import Accountant, exponential_rho, gaussian_rho
 from synth.dp.noise import Noise, exponential_mechanism, threshold_offset
+
+T = TypeVar("T")
 
 Clique = tuple[int, ...]
 """Column positions of a marginal, in the order its counts are laid out."""
@@ -152,6 +154,22 @@ class PrivateData:
         codes = self._read()
         scores = np.array([score(c, self._counts(codes, clique_of(c))) for c in candidates])
         return exponential_mechanism(scores, epsilon, sensitivity, self.noise)
+
+    def train(
+        self,
+        curve: np.ndarray,
+        fit: Callable[[np.ndarray], T],
+        *,
+        mechanism: str,
+        what: str,
+        **detail: Any,
+    ) -> T:
+        """DP-SGD on the records: pays ``curve`` (the RDP curve of the whole training run over
+        :data:`synth.dp.accounting.ORDERS`) first, then hands the codes to ``fit``, which may
+        touch them only through the clipped, noised, Poisson-subsampled gradient steps the
+        curve accounts for (:mod:`synth.dp.sgd`). One read, one ledger entry."""
+        self.accountant.spend_rdp(curve, mechanism=mechanism, what=what, **detail)
+        return fit(self._read())
 
     def remap(self, column: int, mapping: np.ndarray) -> PrivateData:
         """The same data with one column's codes mapped (a public, data-independent function)."""
