@@ -64,10 +64,10 @@ FAST_PARAMS: dict[str, dict[str, object]] = {
     "leaky_mst": {"reproducible_noise": True, "iterations": 100},
     "aim": {
         "reproducible_noise": True,
-        "rounds": 3,
+        "rounds": 2,
         "iterations": 100,
-        "round_iterations": 50,
-        "score_rows": 2000,
+        "round_iterations": 30,
+        "score_rows": 1000,
     },
     "privbayes": {"reproducible_noise": True},
     # DP-SGD: tiny networks, one epoch

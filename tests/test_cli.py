@@ -56,7 +56,11 @@ DP = {
     "mst": [],
     "leaky_mst": [],
     "privbayes": [],
-    "aim": ["--param", "rounds=3", "--param", "iterations=100"],
+    "aim": [
+        arg
+        for pair in ("rounds=2", "iterations=100", "round_iterations=30", "score_rows=1000")
+        for arg in ("--param", pair)
+    ],
     **{
         name: ["--param", "epochs=1", "--param", "hidden=16", "--param", "embedding_dim=8"]
         for name in ("dp_tvae", "dp_ctgan")

@@ -219,7 +219,7 @@ def declared(nmes: pd.DataFrame) -> Schema:
 def test_every_read_is_accounted_and_the_budget_holds(name, nmes, declared) -> None:
     params = {"epsilon": 0.5, "delta": 1e-6}
     if name == "aim":  # AIM compiles an estimator per round: 8 of the 19 columns (60 s -> 15 s)
-        params |= {"rounds": 3, "iterations": 100, "round_iterations": 50, "score_rows": 2000}
+        params |= {"rounds": 2, "iterations": 100, "round_iterations": 30, "score_rows": 1000}
         declared = declared.select(AIM_COLUMNS)
         nmes = nmes[list(AIM_COLUMNS)]
     model = make_generator(name, params).fit(nmes, declared, seed=0)
@@ -463,7 +463,7 @@ def test_estimated_domain_keeps_real_extremes_out_of_sample_and_model(name) -> N
     frame = _leak_table()
     params = {"epsilon": 1.0, "domain_share": 0.2, "reproducible_noise": True}
     if name == "aim":
-        params |= {"rounds": 3, "iterations": 100, "round_iterations": 50, "score_rows": 2000}
+        params |= {"rounds": 2, "iterations": 100, "round_iterations": 30, "score_rows": 1000}
     model = make_generator(name, params).fit(frame, Schema.infer(frame), seed=0)
     sample = model.sample(20_000, seed=1)
     low, high = frame["amount"].min(), frame["amount"].max()
@@ -481,7 +481,7 @@ def test_dp_generators_release_a_noisy_number_of_records(nmes, declared) -> None
     count and default to a noisy one, which changes from fit to fit."""
     defaults = set()
     for name in ("mst", "privbayes"):
-        for _ in range(3):
+        for _ in range(2):
             model = make_generator(name, {"epsilon": 1.0, "iterations": 50} if name == "mst"
                                    else {"epsilon": 1.0}).fit(nmes, declared, seed=0)  # fmt: skip
             assert model.n_train is None
@@ -497,7 +497,7 @@ def test_no_real_extreme_reaches_a_dp_release_of_a_real_table(name, nmes) -> Non
     value of its float columns equals their real minimum or maximum, and the model holds none."""
     params = {"epsilon": 1.0, "domain_share": 0.2}
     if name == "aim":
-        params |= {"rounds": 3, "iterations": 100, "round_iterations": 50, "score_rows": 2000}
+        params |= {"rounds": 2, "iterations": 100, "round_iterations": 30, "score_rows": 1000}
         nmes = nmes[list(AIM_COLUMNS)]
     model = make_generator(name, params).fit(nmes, Schema.infer(nmes), seed=0)
     sample = model.sample(10_000, seed=1)
