@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import math
 import os
 from fractions import Fraction
@@ -27,10 +28,11 @@ from synth.dp import (
     gaussian_rho,
     gaussian_sigma,
     rho_for,
+    split_sigmas,
 )
 from synth.errors import ParamError, SchemaError
 from synth.registry import make_generator
-from synth.schema import Schema
+from synth.schema import Column, Schema
 
 
 def _delta_by_grid(rho: float, epsilon: float) -> float:
@@ -140,6 +142,24 @@ def test_private_data_pays_before_it_answers() -> None:
     )  # fmt: skip
     assert pick in (0, 1)
     assert data.reads == 2 and len(accountant.steps) == 2
+
+
+def test_privbayes_chooses_its_degree_by_theta_usefulness() -> None:
+    """Two parents only where a typical three-column table keeps its cells above the noise
+    (the paper's choice of k): columns of 16 cells need 4,096 useful cells, columns of 4 only
+    64; an explicit degree is kept."""
+    from synth.dp.privbayes import PrivBayes
+
+    def degree(sizes: list[int], useful: int) -> int:
+        codes = np.zeros((1, len(sizes)), dtype=np.int64)
+        data = PrivateData(codes, sizes, Accountant(Budget(epsilon=1.0)), Noise.from_seed(0))
+        return PrivBayes._useful_degree(data, useful)
+
+    assert degree([16] * 8, 4095) == 1 and degree([16] * 8, 4096) == 2
+    assert degree([4, 4, 4, 4], 64) == 2 and degree([4, 4, 4, 4], 63) == 1
+    # mixed sizes: the geometric mean, 5.66, makes a typical table of 181 cells
+    assert degree([2, 2, 16, 16], 181) == 1 and degree([2, 2, 16, 16], 182) == 2
+    assert PrivBayes(degree=2).degree == 2 and PrivBayes().degree == 0
 
 
 @settings(max_examples=60, deadline=None)
@@ -256,10 +276,21 @@ def test_mst_splits_its_budget_as_declared(nmes, declared) -> None:
     shares = (spec.one_way_share, spec.select_share, 1 - spec.one_way_share - spec.select_share)
     for part, share in zip((one_way, select, two_way), shares, strict=True):
         assert sum(s["rho"] for s in part) == pytest.approx(share * rho)
-    sigma = math.sqrt(d / (2 * spec.one_way_share * rho))
+
+    # each share is split over its marginals in proportion to their cells to the power 2/3
+    def planned(column: Column) -> int:
+        if column.kind in ("numerical", "datetime"):
+            cells = min(spec.bins, len(column.values or range(spec.bins)))
+        else:
+            cells = len(column.categories or (True, False))
+        return cells + int(column.nullable)
+
+    weights = np.array([planned(c) for c in declared.columns], dtype=float) ** (2 / 3)
     for i, column in enumerate(declared.columns):
         mine = [s for s in one_way if s["what"].split()[1] == f"c{i}"]
-        assert sum(s["rho"] for s in mine) == pytest.approx(spec.one_way_share * rho / d)
+        share = spec.one_way_share * rho * weights[i] / weights.sum()
+        assert sum(s["rho"] for s in mine) == pytest.approx(share)
+        sigma = math.sqrt(1 / (2 * share))
         if column.kind in ("numerical", "datetime"):
             fine, coarse = (s["sigma"] for s in mine)
             assert fine == pytest.approx(sigma / math.sqrt(spec.fine_share))
@@ -267,6 +298,28 @@ def test_mst_splits_its_budget_as_declared(nmes, declared) -> None:
         else:
             assert [s["sigma"] for s in mine] == [pytest.approx(sigma)]
     assert select[0]["epsilon"] == pytest.approx(math.sqrt(8 * spec.select_share * rho / (d - 1)))
+    coarse = list(model.details["coarse_cells"].values())
+    edges = [ast.literal_eval(s["what"].removeprefix("2-way ")) for s in two_way]
+    cells = np.array([coarse[a] * coarse[b] for a, b in edges], dtype=float)
+    expected = shares[2] * rho * cells ** (2 / 3) / (cells ** (2 / 3)).sum()
+    assert [s["rho"] for s in two_way] == pytest.approx(list(expected))
+
+
+def test_split_sigmas_costs_the_budget_and_minimises_the_expected_l1_error() -> None:
+    """The split of a share over marginals of 2, 16 and 256 cells costs exactly that share, and
+    its expected total L1 error (about 0.8 c sigma per marginal) at power 2/3 is below that of
+    every other power (0: the papers' even split), as the Lagrange optimum must be."""
+    cells, rho = [2, 16, 256], 0.01
+
+    def error(power: float) -> float:
+        sigmas = split_sigmas(rho, cells, power)
+        assert sum(1 / (2 * s**2) for s in sigmas) == pytest.approx(rho)
+        return sum(c * s for c, s in zip(cells, sigmas, strict=True))
+
+    best = error(2 / 3)
+    assert all(best < error(p) for p in (0, 0.3, 0.6, 0.7, 1, 1.5, 2))
+    assert error(0) > 1.3 * best  # the even split costs a third more error here
+    assert split_sigmas(rho, cells, 0) == pytest.approx([math.sqrt(3 / (2 * rho))] * 3)
 
 
 def test_secret_noise_differs_between_fits_and_seeded_noise_does_not(nmes, declared) -> None:
@@ -303,6 +356,18 @@ def test_cells_decode_inside_their_cell_and_keep_exact_values_exact(declared) ->
     interval = codes[~exact] - len(income.atoms)
     assert np.all(income.edges[interval] <= decoded[~exact])
     assert np.all(decoded[~exact] <= income.edges[interval + 1])
+
+
+def test_round_number_cells_keep_every_rounder_number() -> None:
+    """Loan amounts from 100 to 5,000 sit at multiples of 100 and 500: the exact cells are
+    the finest multiples of 1 or 5 times a power of ten that fit, and every rounder multiple is
+    among them (multiples of 200 would have dropped 900, 1,100 and 1,300)."""
+    from synth.dp.bins import round_numbers
+
+    found = set(round_numbers(100, 5000, most=64, log=False))
+    assert {900.0, 1100.0, 1300.0} <= found and len(found) <= 64
+    assert {float(v) for v in range(500, 5000, 500)} <= found
+    assert set(round_numbers(35, 180, most=64, log=False)) >= {45.0, 60.0, 75.0}
 
 
 def test_mst_at_epsilon_1_beats_gaussian_copula_on_pairs() -> None:

@@ -24,6 +24,7 @@ from synth.dp.accounting import (
     gaussian_rho,
     gaussian_sigma,
     rho_for,
+    split_sigmas,
 )
 from synth.dp.aim import AIM
 from synth.dp.base import DPGenerator, DPState
@@ -78,5 +79,6 @@ __all__ = [
     "public_part",
     "require_public_domain",
     "rho_for",
+    "split_sigmas",
     "threshold_offset",
 ]

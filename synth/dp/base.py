@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from synth.dp.accounting import Accountant, Budget, gaussian_sigma
+from synth.dp.accounting import Accountant, Budget, gaussian_sigma, split_sigmas
 from synth.dp.bins import Cells, Grouping, column_cells, compress_rare, group_by_mass
 from synth.dp.domain import estimate_domain, needs_domain, public_part, require_public_domain
 from synth.dp.estimation import Measurement, Sampler
@@ -75,6 +75,12 @@ class DPGenerator(BaseGenerator):
     fine_share: float = 0.5
     """Share of a numerical column's one-way budget spent on its fine cells; the rest measures
     the coarse cells they are grouped into (see ``_one_way``)."""
+    cell_power: float = 2 / 3
+    """How each share of the budget is split over the marginals it measures: in proportion to
+    their cells to this power (:func:`synth.dp.accounting.split_sigmas`). 2/3 minimises the
+    expected total L1 error; 0 splits evenly, as the papers do. Measured at epsilon 1 (MST, 2-way
+    TVD, mean of 4 fits): credit_data 0.101 -> 0.097, NMES1988 0.047 -> 0.044, txhousing 0.201
+    -> 0.196, DoctorVisits 0.041 -> 0.039."""
     count_share: float = 0.01
     """Share of rho spent on a noisy count of the records, which sizes the fine cells."""
     domain_share: float = 0.0
@@ -96,6 +102,8 @@ class DPGenerator(BaseGenerator):
             raise ParamError(f"fine_bins ({self.fine_bins}) must be 0 (automatic) or >= 4")
         if not 0 < self.fine_share < 1:
             raise ParamError(f"fine_share ({self.fine_share}) must be > 0 and < 1")
+        if not 0 <= self.cell_power <= 2:
+            raise ParamError(f"cell_power ({self.cell_power}) must be >= 0 and <= 2")
         if not 0 < self.count_share < 0.5:
             raise ParamError(f"count_share ({self.count_share}) must be > 0 and < 0.5")
         if not 0 <= self.domain_share < 1:
@@ -123,12 +131,14 @@ class DPGenerator(BaseGenerator):
         count, count_sigma = self._count_records(private, len(encoded))
         rho = accountant.remaining  # for the generator: after the domain and the count
         d = len(schema.columns)
-        one_way_sigma = gaussian_sigma(self._one_way_share(d) * rho / d)
-        cells = column_cells(schema, self._fine_cells(count, one_way_sigma))
+        sigmas = self.split(
+            self._one_way_share(d) * rho, [self._planned_cells(c) for c in schema.columns]
+        )
+        cells = column_cells(schema, [self._fine_cells(count, s) for s in sigmas])
         data = private.with_codes(
             np.column_stack([c.encode(encoded[c.name]) for c in cells]), [c.size for c in cells]
         )
-        data, ones, groupings = self._one_way(data, cells, one_way_sigma)
+        data, ones, groupings = self._one_way(data, cells, sigmas)
         costs: dict[str, float] = {"fine_cells": float(sum(c.size for c in cells))}
         sampler = self._fit_private(
             data, ones, rho, np.random.default_rng(seed), costs, progress,
@@ -176,6 +186,21 @@ class DPGenerator(BaseGenerator):
         """Share of rho the generator spends on all one-way marginals of ``columns`` columns."""
         raise NotImplementedError
 
+    def split(self, rho: float, cells: list[int]) -> list[float]:
+        """Noise scales for marginals of ``cells`` cells that together cost ``rho``."""
+        return split_sigmas(rho, cells, self.cell_power)
+
+    def _planned_cells(self, column: Column) -> int:
+        """The cells a column's one-way marginal will have once its fine cells are grouped (a
+        public count: from the schema and ``bins`` alone)."""
+        if column.kind in ("numerical", "datetime"):
+            present = self.bins if column.values is None else min(self.bins, len(column.values))
+        elif column.kind == "boolean":
+            present = 2
+        else:
+            present = len(column.categories or ())
+        return max(present, 1) + int(column.nullable)
+
     def _fine_cells(self, count: float, sigma: float) -> int:
         """Fine cells per numerical column: as declared, or about count / (2 sigma), so that a
         cell holds on average twice the noise scale of its measurement (16 to 512)."""
@@ -184,9 +209,9 @@ class DPGenerator(BaseGenerator):
         return int(np.clip(count / (2 * sigma), 16, 512))
 
     def _one_way(
-        self, data: PrivateData, cells: list[Cells], sigma: float
+        self, data: PrivateData, cells: list[Cells], sigmas: list[float]
     ) -> tuple[PrivateData, list[Measurement], list[Grouping]]:
-        """Measure every column's one-way marginal, at noise scale ``sigma`` in all.
+        """Measure every column's one-way marginal, column i at noise scale ``sigmas[i]`` in all.
 
         A numerical column is measured twice: ``fine_share`` of its budget on the fine cells,
         whose noisy counts group the cells into coarse ones (post-processing), the rest on the
@@ -198,9 +223,9 @@ class DPGenerator(BaseGenerator):
         groupings."""
         ones: list[Measurement] = []
         groupings: list[Grouping] = []
-        fine_sigma = sigma / np.sqrt(self.fine_share)
-        coarse_sigma = sigma / np.sqrt(1 - self.fine_share)
-        for i, column in enumerate(cells):
+        for i, (column, sigma) in enumerate(zip(cells, sigmas, strict=True)):
+            fine_sigma = sigma / np.sqrt(self.fine_share)
+            coarse_sigma = sigma / np.sqrt(1 - self.fine_share)
             if not column.numerical:
                 noisy = data.measure((i,), sigma, what=f"1-way c{i}")
                 if self.compress_categories:

@@ -11,7 +11,7 @@ the schema alone:
 - otherwise about ``fine`` interval cells, equal-width and spaced logarithmically from the
   lower bound, half each (``scale = "log"``: only logarithmic; ``"linear"``: only equal-width),
   and exact cells where real point masses sit: the bounds, 0 inside them, and round numbers
-  (multiples of 1, 2 or 5 times a power of ten, about ``fine / 2`` of them). An exact cell that
+  (multiples of 1 or 5 times a power of ten, at most about ``fine`` of them). An exact cell that
   holds nothing costs only its share of noise.
 
 ``fine`` follows the noisy record count: about n / (2 sigma) of the one-way measurement, so a
@@ -34,6 +34,7 @@ its paper.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -137,17 +138,19 @@ class Cells:
         return pd.Series(np.where(missing, np.nan, values))
 
 
-def column_cells(schema: Schema, fine: int) -> list[Cells]:
-    """Fine cells for every column from the schema alone; refuses columns without a public
+def column_cells(schema: Schema, fine: int | Sequence[int]) -> list[Cells]:
+    """Fine cells for every column from the schema alone (``fine``: about how many per
+    numerical column, one count for all or one per column); refuses columns without a public
     domain, naming them all."""
     problems, cells = [], []
-    for column in schema.columns:
+    per_column = [fine] * len(schema.columns) if isinstance(fine, int) else list(fine)
+    for column, cells_wanted in zip(schema.columns, per_column, strict=True):
         if column.kind in ("numerical", "datetime"):
             lower, upper = column.bounds()
             if lower is None or upper is None:
                 problems.append(f"column {column.name!r} needs declared lower and upper bounds")
                 continue
-            atoms, edges = _numeric_cells(column, float(lower), float(upper), fine)
+            atoms, edges = _numeric_cells(column, float(lower), float(upper), cells_wanted)
             log = column.scale != "linear" and column.values is None and column.edges is None
             cells.append(Cells(column.name, True, column.nullable, atoms, edges, log=log))
         else:
@@ -189,7 +192,7 @@ def _numeric_cells(
         lower,
         upper,
         [0.0] if lower < 0 < upper else [],
-        round_numbers(lower, upper, most=max(fine // 2, 4), log="log" in spacings),
+        round_numbers(lower, upper, most=max(fine, 4), log="log" in spacings),
     ]
     return np.unique(atoms), np.unique(np.concatenate(spaced))  # fmt: skip
 
@@ -212,12 +215,18 @@ def _log_edges(lower: float, upper: float, count: int) -> np.ndarray:
 
 def round_numbers(lower: float, upper: float, *, most: int, log: bool) -> np.ndarray:
     """Public candidates for point masses in (lower, upper): people report amounts, prices and
-    sizes in round numbers. Multiples of the finest step (1, 2 or 5 times a power of ten) that
+    sizes in round numbers. Multiples of the finest step (1 or 5 times a power of ten) that
     gives at most ``most`` of them; with ``log``, also 1, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 7.5 and 8
-    times each of the four powers of ten below ``upper``."""
+    times each of the four powers of ten below ``upper``.
+
+    The steps 1 and 5 times a power of ten are nested (a multiple of 10 or 50 is one of 5), so
+    the finest step keeps every rounder number. With 2 x 10^k among them, loan amounts from 100
+    to 5,000 were cut at multiples of 200 and lost their point masses at 900, 1,100 and 1,300
+    (credit_data, Amount: one-way TVD 0.073 -> 0.042 with multiples of 100; MST's 2-way TVD on
+    diamonds 0.086 -> 0.077, on credit_data 0.097 -> 0.095)."""
     span = upper - lower
     exponent = math.floor(math.log10(span / most))
-    step = next(m * 10.0**exponent for m in (1, 2, 5, 10) if span / (m * 10.0**exponent) <= most)
+    step = next(m * 10.0**exponent for m in (1, 5, 10) if span / (m * 10.0**exponent) <= most)
     found = [np.arange(math.ceil(lower / step), math.floor(upper / step) + 1) * step]
     if log and upper > 0:
         top = math.floor(math.log10(upper))

@@ -17,7 +17,6 @@ from typing import ClassVar
 
 import numpy as np
 
-from synth.dp.accounting import gaussian_sigma
 from synth.dp.base import DPGenerator, silent
 from synth.dp.estimation import Edge, Measurement, TreeModel, estimate_tree, noisy_total
 from synth.dp.private import PrivateData
@@ -31,7 +30,8 @@ class MST(DPGenerator):
 
     Budget: after a 1% record count, ``one_way_share`` (half) to the one-way measurements,
     ``select_share`` (5%) to the tree selection (exponential mechanism, one call per edge) and
-    the rest to the two-way measurements (the paper: a third each; see the fields).
+    the rest to the two-way measurements (the paper: a third each; see the fields), each
+    split over its marginals by their cells (``cell_power``; the paper splits evenly).
     """
 
     name: ClassVar[str] = "mst"
@@ -75,8 +75,8 @@ class MST(DPGenerator):
             edges = self._select_tree(data, [m.y for m in ones], self.select_share * rho, rng)
             report(2, steps + 1)
             two_way = (1 - self.one_way_share - self.select_share) * rho
-            sigma2 = gaussian_sigma(two_way / len(edges))
-            for edge in edges:
+            sigmas = self.split(two_way, [math.prod(data.shape(edge)) for edge in edges])
+            for edge, sigma2 in zip(edges, sigmas, strict=True):
                 measurements.append(
                     Measurement(edge, data.measure(edge, sigma2, what=f"2-way {edge}"), sigma2)
                 )

@@ -118,7 +118,9 @@ class PrivBayes(DPGenerator):
     name: ClassVar[str] = "privbayes"
     description: ClassVar[str] = "DP: Bayesian network on noisy marginals (Zhang et al. 2017)"
     count_delta_share: ClassVar[float] = 0.1
-    degree: int = 2
+    degree: int = 0
+    """Parents per column; 0 chooses it from the data size, as the paper's theta-usefulness
+    does (:meth:`_useful_degree`): the largest of 1 and 2 whose typical table is useful."""
     structure_share: float = 0.1
     one_way_share: float = 0.5
     max_cells: int = 10_000
@@ -132,8 +134,8 @@ class PrivBayes(DPGenerator):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.degree < 1:
-            raise ParamError(f"degree ({self.degree}) must be >= 1")
+        if self.degree < 0:
+            raise ParamError(f"degree ({self.degree}) must be >= 1, or 0 to choose it")
         self._check_shares("structure_share", "one_way_share", rest="the network's tables")
         if self.score not in ("R", "mi"):
             raise ParamError(f"score ({self.score!r}) must be 'R' or 'mi'")
@@ -171,9 +173,11 @@ class PrivBayes(DPGenerator):
         # swamp its counts, so its cells are capped at n / (theta * sigma)
         worst_sigma = gaussian_sigma(rest / max(d - 1, 1)) if d > 1 else 1.0
         useful = max(1, int(estimate / (self.usefulness * worst_sigma)))
+        degree = self.degree or self._useful_degree(data, useful)
+        costs["degree"] = float(degree)
         for step in range(1, d):
             epsilon = math.sqrt(8 * rho_structure / (d - 1))
-            candidates = self._candidates(data, placed, min(self.max_cells, useful))
+            candidates = self._candidates(data, placed, min(self.max_cells, useful), degree)
             pick = data.select(
                 candidates, lambda c: (*c[1], c[0]),
                 lambda c, counts: scorer(counts, math.prod(data.shape(c[1]))),
@@ -186,21 +190,37 @@ class PrivBayes(DPGenerator):
 
         measurements = list(ones)  # a column without parents: its one-way marginal is its table
         with_parents = [(column, parents) for column, parents in network if parents]
-        sigma = gaussian_sigma(rest / len(with_parents)) if with_parents else math.inf
-        for column, parents in with_parents:
-            clique = tuple(sorted((*parents, column)))  # the counts laid out in sorted order
+        # each table's counts laid out in sorted column order, its noise by its cells
+        cliques = [tuple(sorted((*parents, column))) for column, parents in with_parents]
+        sigmas = self.split(rest, [math.prod(data.shape(c)) for c in cliques]) if cliques else []
+        for (column, parents), clique, sigma in zip(with_parents, cliques, sigmas, strict=True):
             noisy = data.measure(clique, sigma, what=f"P(c{column} | {parents})")
             measurements.append(Measurement(clique, noisy, sigma))
         model = estimate_model(costs, data.sizes, measurements, self.iterations)
         report(d, d)
         return MarginalSampler(model, d)
 
-    def _candidates(self, data: PrivateData, placed: list[int], max_cells: int) -> list[Candidate]:
+    @staticmethod
+    def _useful_degree(data: PrivateData, useful: int) -> int:
+        """The paper's choice of the degree k (Zhang et al. 2017, section 4.3): the largest k
+        whose (k + 1)-way tables are theta-useful, their cells averaging at least theta times
+        the noise. With columns of different sizes, a typical table of k parents has the
+        geometric mean of the column sizes to the power k + 1 cells; k is 2 when that fits in
+        ``useful`` cells, else 1. (A small table of many columns measured with two parents
+        per column spreads its noise over tables of two small parents and a column, and lost
+        to the independent baseline on credit_data, 4,454 x 14: 2-way TVD 0.106 against 0.100,
+        with one parent 0.098.)"""
+        typical = math.exp(float(np.mean(np.log(data.sizes))))
+        return 2 if typical**3 <= useful else 1
+
+    def _candidates(
+        self, data: PrivateData, placed: list[int], max_cells: int, degree: int
+    ) -> list[Candidate]:
         """The (column, parents) pairs the next selection chooses from: every column not yet
         placed with every set of min(``degree``, placed) placed parents whose table has at most
         ``max_cells`` cells; if none fits, sets of one parent fewer, down to none."""
         remaining = [c for c in range(data.n_columns) if c not in placed]
-        for size in range(min(self.degree, len(placed)), -1, -1):
+        for size in range(min(degree, len(placed)), -1, -1):
             found = [
                 (column, parents)
                 for column in remaining
