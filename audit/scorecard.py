@@ -30,10 +30,10 @@ def build_scorecard(
     import sklearn.ensemble  # noqa: F401 - loads OpenMP first: threadpoolctl caps loaded libraries
 
     with limited_threads(threads):
-        return _build(real, synthetic, schema, holdout, target, seed)
+        return _build(real, synthetic, schema, holdout, target, seed, threads)
 
 
-def _build(real, synthetic, schema, holdout, target, seed) -> Scorecard:
+def _build(real, synthetic, schema, holdout, target, seed, threads) -> Scorecard:
     real, synthetic = schema.conform(real), schema.conform(synthetic)
     card = Scorecard()
     scores, columns = fidelity_scores(real, synthetic, schema, seed=seed)
@@ -41,5 +41,7 @@ def _build(real, synthetic, schema, holdout, target, seed) -> Scorecard:
     card.columns = columns
     if target is not None:
         held = schema.conform(holdout) if holdout is not None else real.iloc[:0]
-        card.extend(utility_scores(real, held, synthetic, schema, target, seed=seed))
+        card.extend(
+            utility_scores(real, held, synthetic, schema, target, seed=seed, threads=threads)
+        )
     return card

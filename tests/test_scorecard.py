@@ -91,6 +91,24 @@ def test_regression_target_scores_r2_and_mae(setting) -> None:
     assert scores["utility.gap.r2"].value == pytest.approx(0.0, abs=1e-9)
 
 
+def test_utility_scores_own_their_threads_and_do_not_depend_on_them(setting) -> None:
+    """Called directly (as from a notebook), utility scoring caps its own BLAS/OpenMP threads,
+    restores the caller's afterwards, and gives the same numbers on one thread or two."""
+    from threadpoolctl import threadpool_info
+
+    schema, split, tables = setting
+    before = [(p["internal_api"], p["num_threads"]) for p in threadpool_info()]
+    runs = []
+    for threads in (1, 2):
+        scores = utility_scores(
+            split.train, split.holdout, tables["independent"], schema, "income", seed=0,
+            threads=threads,
+        )  # fmt: skip
+        runs.append([(s.name, s.value) for s in scores])
+    assert runs[0] == runs[1]
+    assert [(p["internal_api"], p["num_threads"]) for p in threadpool_info()] == before
+
+
 def test_preprocessing_never_sees_the_holdout(setting) -> None:
     """A category that exists only in the holdout must not break or inform the models."""
     schema, split, tables = setting
