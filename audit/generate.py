@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from attacks.one_run import audits
 from audit.gate import Policy, Verdict, guarantee, release_card, release_markdown
 from audit.privacy import AttackSettings, canary_count, fit_runner, privacy_scores
 from audit.scorecard import build_scorecard
@@ -246,6 +247,8 @@ def _setup_params(job: GenerateJob, split: Split, seeds: _Seeds) -> dict[str, An
             # the holdout allows; the report says when that is fewer)
             "train_size": settings.train_size or "release",
         }  # fmt: skip
+        if audits(job.spec):  # the one-run audit's canaries: only a DP-SGD generator has one
+            params["attacks"]["one_run_canaries"] = settings.one_run
     return params
 
 

@@ -192,3 +192,34 @@ def test_empty_poisson_batches_still_get_their_noise(small) -> None:
     (sgd,) = [s for s in model.details["privacy"]["steps"] if "rdp" in s]
     assert sgd["steps"] >= 40
     assert len(model.sample(10, seed=0)) == 10
+
+
+def test_resuming_an_audit_with_other_one_run_canaries_is_refused(small) -> None:
+    """The one-run audit's canaries change its bound, so a resume with another count is
+    refused like any other changed setting; generators without that audit do not log it."""
+    from dataclasses import replace
+
+    from audit.generate import GenerateJob, _check_resume, _Seeds, _setup_params
+    from audit.privacy import AttackSettings
+    from audit.split import Split
+    from audit.tracking import flatten
+    from synth.errors import SynthguardError
+
+    table, schema = small
+    split = Split(table, table.iloc[:0], np.array([], dtype=int), 0.0, 0, None)
+    seeds = _Seeds(1, 2, 3)
+    job = GenerateJob(
+        data=table,
+        dataset="small",
+        schema=schema,
+        spec=make_generator("dp_tvae", TINY),
+        attacks=AttackSettings(),
+    )
+    logged = flatten(_setup_params(job, split, seeds))
+    assert logged["attacks.one_run_canaries"] == "1000"
+    _check_resume(logged, job, split, seeds)  # the same job: accepted
+    other = replace(job, attacks=AttackSettings(one_run=200))
+    with pytest.raises(SynthguardError, match=r"attacks.one_run_canaries \(1000 there, 200 here\)"):
+        _check_resume(logged, other, split, seeds)
+    mst = replace(job, spec=make_generator("mst"))
+    assert "attacks.one_run_canaries" not in flatten(_setup_params(mst, split, seeds))
