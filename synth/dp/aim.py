@@ -124,7 +124,7 @@ class AIM(DPGenerator):
             from synth.dp.mst import MST
 
             edges = MST._select_tree(data, [m.y for m in ones], self.tree_select_share * rho, rng)
-            sigmas = self.split(self.tree_share * rho, [math.prod(data.shape(e)) for e in edges])
+            sigmas = self._marginal_sigmas(data, self.tree_share * rho, edges)
             for edge, sigma2 in zip(edges, sigmas, strict=True):
                 measurements.append(
                     Measurement(edge, data.measure(edge, sigma2, what=f"tree {edge}"), sigma2)

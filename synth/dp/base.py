@@ -19,6 +19,8 @@ on every column's one-way marginal (measured here), and the remainder in its own
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -131,8 +133,10 @@ class DPGenerator(BaseGenerator):
         count, count_sigma = self._count_records(private, len(encoded))
         rho = accountant.remaining  # for the generator: after the domain and the count
         d = len(schema.columns)
-        sigmas = self.split(
-            self._one_way_share(d) * rho, [self._planned_cells(c) for c in schema.columns]
+        sigmas = split_sigmas(
+            self._one_way_share(d) * rho,
+            [self._planned_cells(c) for c in schema.columns],
+            self.cell_power,
         )
         cells = column_cells(schema, [self._fine_cells(count, s) for s in sigmas])
         data = private.with_codes(
@@ -186,8 +190,14 @@ class DPGenerator(BaseGenerator):
         """Share of rho the generator spends on all one-way marginals of ``columns`` columns."""
         raise NotImplementedError
 
-    def split(self, rho: float, cells: list[int]) -> list[float]:
-        """Noise scales for marginals of ``cells`` cells that together cost ``rho``."""
+    def _marginal_sigmas(
+        self, data: PrivateData, rho: float, cliques: Sequence[tuple[int, ...]]
+    ) -> list[float]:
+        """Noise scales for measuring the marginals on ``cliques`` that together cost ``rho``,
+        split by their cells (``cell_power``)."""
+        if not cliques:
+            return []
+        cells = [math.prod(data.shape(clique)) for clique in cliques]
         return split_sigmas(rho, cells, self.cell_power)
 
     def _planned_cells(self, column: Column) -> int:

@@ -75,7 +75,7 @@ class MST(DPGenerator):
             edges = self._select_tree(data, [m.y for m in ones], self.select_share * rho, rng)
             report(2, steps + 1)
             two_way = (1 - self.one_way_share - self.select_share) * rho
-            sigmas = self.split(two_way, [math.prod(data.shape(edge)) for edge in edges])
+            sigmas = self._marginal_sigmas(data, two_way, edges)
             for edge, sigma2 in zip(edges, sigmas, strict=True):
                 measurements.append(
                     Measurement(edge, data.measure(edge, sigma2, what=f"2-way {edge}"), sigma2)

@@ -192,7 +192,7 @@ class PrivBayes(DPGenerator):
         with_parents = [(column, parents) for column, parents in network if parents]
         # each table's counts laid out in sorted column order, its noise by its cells
         cliques = [tuple(sorted((*parents, column))) for column, parents in with_parents]
-        sigmas = self.split(rest, [math.prod(data.shape(c)) for c in cliques]) if cliques else []
+        sigmas = self._marginal_sigmas(data, rest, cliques)
         for (column, parents), clique, sigma in zip(with_parents, cliques, sigmas, strict=True):
             noisy = data.measure(clique, sigma, what=f"P(c{column} | {parents})")
             measurements.append(Measurement(clique, noisy, sigma))
